@@ -18,7 +18,7 @@ import torch
 import transformers
 from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 
-from .errors import ModelLoadError, NotAnEncoderError, OfflineError
+from .errors import BertlabError, ModelLoadError, NotAnEncoderError, OfflineError
 
 DEFAULT_MODEL = "bert-base-uncased"
 PACKAGED_MODEL = "minilm"
@@ -230,7 +230,9 @@ def _load(name: str, device_name: str | None, dtype_name: str) -> LoadedModel:
         try:
             tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False, local_files_only=local_only)
             model, heads = _load_weights(config, source, DTYPES[dtype_name], local_only)
-        except (OSError, ValueError, RuntimeError) as err:
+        except BertlabError:
+            raise
+        except Exception as err:  # safetensors, torch and tokenizers each raise their own types
             if not Path(source).is_dir():
                 raise _explain_failure(name, source, err) from err
             raise ModelLoadError(f"Cannot read the weights or tokenizer of '{name}': {_first_line(err)}") from err

@@ -1,0 +1,367 @@
+"""Properties any correct BERT analysis must have, checked against the model's own outputs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import bertlab
+from bertlab import masks
+
+TEXT = "the quick brown fox jumps over the lazy dog."
+
+
+@pytest.fixture(params=["tiny_bert", "tiny_distilbert", "minilm"])
+def any_model(request: pytest.FixtureRequest) -> bertlab.LoadedModel:
+    return request.getfixturevalue(request.param)
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+
+def test_heads_are_the_ones_the_checkpoint_has(tiny_bert, tiny_distilbert, tiny_encoder, minilm):
+    assert tiny_bert.info.heads_available == ("mlm", "nsp")
+    assert tiny_distilbert.info.heads_available == ("mlm",)
+    assert tiny_encoder.info.heads_available == ()
+    assert minilm.info.heads_available == ()
+    assert (minilm.info.layers, minilm.info.hidden_size, minilm.info.heads) == (6, 384, 12)
+    assert tiny_distilbert.info.has_segments is False
+
+
+def test_attention_is_eager_so_weights_come_back(any_model):
+    assert any_model.encoder.config._attn_implementation == "eager"
+
+
+def test_default_model_falls_back_to_packaged_minilm_with_notice(monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: None)
+    monkeypatch.setattr(bertlab.loading, "hub_reachable", lambda timeout=3.0: False)
+    loaded = bertlab.load_model(device="cpu")
+    assert loaded.info.name == "minilm"
+    assert "bert-base-uncased" in loaded.info.notice and "packaged" in loaded.info.notice
+
+
+def test_named_model_does_not_fall_back_silently(monkeypatch):
+    monkeypatch.setattr(bertlab.loading, "hub_reachable", lambda timeout=3.0: False)
+    with pytest.raises(bertlab.OfflineError, match="bert-large-cased.*prefetch"):
+        bertlab.load_model("bert-large-cased", device="cpu")
+
+
+@pytest.mark.parametrize(
+    "name, error, message",
+    [
+        ("./no/such/dir", bertlab.ModelLoadError, "no such directory"),
+        ("bad name!!", bertlab.ModelLoadError, "neither a local model directory nor a valid"),
+    ],
+)
+def test_bad_model_names_get_clear_errors(name, error, message):
+    with pytest.raises(error, match=message):
+        bertlab.load_model(name, device="cpu")
+
+
+def test_unknown_hub_id_is_a_clear_error(monkeypatch):
+    with pytest.raises(bertlab.ModelLoadError, match="no-such-user/no-such-bert"):
+        bertlab.load_model("no-such-user/no-such-bert", device="cpu")
+
+
+def test_directory_that_is_not_a_model(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(bertlab.ModelLoadError, match="not a model"):
+        bertlab.load_model(str(tmp_path), device="cpu")
+
+
+def test_decoder_checkpoint_is_refused(tmp_path):
+    from transformers import GPT2Config
+
+    GPT2Config(n_layer=1, n_embd=8, n_head=2).save_pretrained(tmp_path)
+    with pytest.raises(bertlab.NotAnEncoderError, match="gpt2"):
+        bertlab.load_model(str(tmp_path), device="cpu")
+
+
+def test_corrupted_weights_are_a_clear_error(tiny_bert_dir, tmp_path):
+    import shutil
+
+    for f in tiny_bert_dir.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "model.safetensors").write_bytes(b"not really safetensors")
+    with pytest.raises(bertlab.ModelLoadError, match="Cannot read"):
+        bertlab.load_model(str(tmp_path), device="cpu")
+
+
+def test_float16_on_cpu_is_refused():
+    with pytest.raises(bertlab.ModelLoadError, match="float16"):
+        bertlab.load_model("minilm", device="cpu", dtype="float16")
+
+
+# --- tokens --------------------------------------------------------------------------------------
+
+
+def test_tokens_carry_pieces_ids_segments_and_offsets(tiny_bert):
+    text, pair = "the cats sat!", "a pen ☃"
+    enc = bertlab.encode(tiny_bert, text, pair)
+    pieces = [t.text for t in enc.tokens]
+    assert pieces[0] == "[CLS]" and pieces.count("[SEP]") == 2
+    assert "##s" in pieces and next(t for t in enc.tokens if t.text == "##s").continuation
+    assert [t.position for t in enc.tokens] == list(range(len(enc)))
+    first_sep = pieces.index("[SEP]")
+    assert all(t.segment == 0 for t in enc.tokens[: first_sep + 1])
+    assert all(t.segment == 1 for t in enc.tokens[first_sep + 1 :])
+    assert [t.special for t in enc.tokens].count(True) == 3
+    unknown = [t for t in enc.tokens if t.unknown]
+    assert len(unknown) == 1 and pair[unknown[0].start : unknown[0].end] == "☃"
+    for t in enc.tokens:
+        if not t.special and not t.unknown:
+            source = text if t.segment == 0 else pair
+            assert source[t.start : t.end].lower() == t.text.removeprefix("##")
+
+
+def test_typed_mask_is_a_mask_token(minilm):
+    enc = bertlab.encode(minilm, "the [MASK] sat on the [MASK].")
+    assert enc.mask_positions == [2, 6]
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t "])
+def test_empty_text_is_refused(tiny_bert, text):
+    with pytest.raises(bertlab.InputError, match="empty"):
+        bertlab.analyze(tiny_bert, text)
+
+
+def test_long_input_is_truncated_and_says_so(minilm):
+    text = "the bank " * 400  # 800 word pieces
+    result = bertlab.analyze(minilm, text)
+    assert result.truncated and len(result.tokens) == 512
+    assert result.tokens[-1].text == "[SEP]"
+    assert result.encoding.untruncated_length == 802
+    assert any("truncated" in note for note in result.notes)
+    assert result.bidirectional.attentions.shape == (6, 12, 512, 512)
+
+
+# --- embeddings ----------------------------------------------------------------------------------
+
+
+def test_embedding_sum_after_layernorm_is_the_models_embedding_output(any_model):
+    result = bertlab.analyze(any_model, TEXT, "a pen is red" if any_model.info.has_segments else None)
+    e = result.embeddings
+    assert e.max_abs_diff <= 1e-5
+    # and it is the model's own output, independently obtained:
+    own = any_model.embeddings(result.encoding.input_ids, **(
+        {"token_type_ids": result.encoding.token_type_ids} if any_model.info.has_segments else {}
+    ))[0].detach().numpy()
+    assert np.abs(e.layernorm - own).max() <= 1e-5
+    assert np.allclose(e.sum, e.token + e.position + (e.segment if e.segment is not None else 0), atol=1e-6)
+    np.testing.assert_allclose(e.token, any_model.embeddings.word_embeddings.weight[result.encoding.input_ids[0]].detach().numpy())
+
+
+def test_segment_embeddings_differ_between_a_and_b(tiny_bert):
+    result = bertlab.analyze(tiny_bert, "a pen", "a pen")
+    seg = result.embeddings.segment
+    a, b = [t.position for t in result.tokens if t.text == "pen"]
+    assert not np.allclose(seg[a], seg[b])
+    assert np.allclose(result.embeddings.token[a], result.embeddings.token[b])
+
+
+# --- attention and masks -------------------------------------------------------------------------
+
+
+def test_attention_rows_sum_to_one_and_causal_zeros_are_exact(any_model):
+    result = bertlab.analyze(any_model, TEXT)
+    n = len(result.tokens)
+    for run in result.runs.values():
+        assert run.attentions.shape == (any_model.info.layers, any_model.info.heads, n, n)
+        np.testing.assert_allclose(run.attentions.sum(-1), 1.0, atol=1e-5)
+    above = np.triu(np.ones((n, n), dtype=bool), k=1)
+    causal = result.causal.attentions
+    assert (causal[..., above] == 0.0).all(), "the causal mask leaked"
+    assert (result.bidirectional.attentions[..., above] > 0).all()
+    assert (result.causal.allowed == ~above).all()
+
+
+def test_additive_mask_blocks_with_most_negative_value():
+    m = masks.additive(masks.allowed("causal", 3), torch.float32)
+    assert m.shape == (1, 1, 3, 3)
+    assert m[0, 0, 0, 1] == torch.finfo(torch.float32).min and m[0, 0, 1, 0] == 0
+
+
+def _hidden(model, text):
+    return bertlab.analyze(model, text)
+
+
+def test_causal_prefix_invariance_and_bidirectional_dependence(any_model):
+    a = _hidden(any_model, "the cat sat on the mat.")
+    b = _hidden(any_model, "the cat sat on the dog.")
+    changed = next(i for i, (x, y) in enumerate(zip(a.tokens, b.tokens)) if x.id != y.id)
+    assert len(a.tokens) == len(b.tokens) and changed > 2
+    ca, cb = a.causal.hidden_states[:, :changed], b.causal.hidden_states[:, :changed]
+    np.testing.assert_allclose(ca, cb, atol=1e-6, rtol=0)
+    ba, bb = a.bidirectional.hidden_states[1:, :changed], b.bidirectional.hidden_states[1:, :changed]
+    assert np.abs(ba - bb).max() > 1e-4, "bidirectional states should see the later token"
+
+
+def test_one_forward_pass_per_analysis(tiny_bert):
+    calls = []
+    handle = tiny_bert.encoder.register_forward_hook(lambda m, i, o: calls.append(1))
+    try:
+        bertlab.analyze(tiny_bert, "the [MASK] sat.", "a pen")
+    finally:
+        handle.remove()
+    assert len(calls) == 1
+
+
+def test_head_stats_match_their_definitions(tiny_bert):
+    result = bertlab.analyze(tiny_bert, TEXT)
+    for run in result.runs.values():
+        a = run.attentions
+        n = a.shape[-1]
+        stats = run.head_stats
+        assert set(stats) == set(bertlab.HEAD_STATS)
+        np.testing.assert_allclose(stats["self"], np.einsum("lhii->lh", a) / n, atol=1e-6)
+        np.testing.assert_allclose(stats["cls"], a[..., 0].mean(-1), atol=1e-6)
+        np.testing.assert_allclose(stats["sep"], a[..., n - 1].mean(-1), atol=1e-6)
+        assert (stats["entropy"] <= math.log(n) + 1e-5).all() and (stats["entropy"] >= 0).all()
+    assert (result.causal.head_stats["distance"] <= 1e-6).all()
+
+
+def test_rollout_rows_are_distributions(tiny_bert):
+    result = bertlab.analyze(tiny_bert, TEXT)
+    roll = result.bidirectional.rollout
+    assert roll.shape[0] == tiny_bert.info.layers
+    np.testing.assert_allclose(roll.sum(-1), 1.0, atol=1e-5)
+    causal_roll = result.causal.rollout
+    n = causal_roll.shape[-1]
+    assert (causal_roll[:, np.triu(np.ones((n, n), dtype=bool), 1)] == 0).all()
+
+
+# --- masked LM -----------------------------------------------------------------------------------
+
+
+def test_mlm_top_k_is_sorted_and_matches_softmax_of_the_full_model(tiny_bert):
+    text = "the quick [MASK] fox jumps over the [MASK] dog."
+    result = bertlab.analyze(tiny_bert, text, top_k=7)
+    assert result.mask_positions == [3, 8]
+    model = tiny_bert.model
+    enc = result.encoding
+    length = len(enc)
+    for kind in bertlab.MASK_TYPES:
+        mask = masks.additive(masks.allowed(kind, length), torch.float32)
+        with torch.no_grad():
+            logits = model(input_ids=enc.input_ids, token_type_ids=enc.token_type_ids, attention_mask=mask).prediction_logits[0]
+        for position in result.mask_positions:
+            preds = result.runs[kind].mlm[position]
+            probs = [p.prob for p in preds]
+            assert len(preds) == 7 and probs == sorted(probs, reverse=True)
+            direct = torch.softmax(logits[position], -1)
+            expected = direct.topk(7)
+            assert [p.id for p in preds] == expected.indices.tolist()
+            np.testing.assert_allclose(probs, expected.values.numpy(), atol=1e-6)
+
+
+def test_fill_masks_refuses_without_mask_or_head(tiny_bert, minilm):
+    with pytest.raises(bertlab.NoMaskError, match="no \\[MASK\\]"):
+        bertlab.fill_masks(tiny_bert, "the cat sat.")
+    with pytest.raises(bertlab.MissingHeadError, match="no masked-LM"):
+        bertlab.fill_masks(minilm, "the [MASK] sat.")
+    many = bertlab.fill_masks(tiny_bert, " ".join(["[MASK]"] * 50))
+    assert len(many.bidirectional.mlm) == 50
+
+
+def test_distilbert_mlm_predictions(tiny_distilbert):
+    result = bertlab.fill_masks(tiny_distilbert, "the [MASK] sat.", top_k=3)
+    with torch.no_grad():
+        logits = tiny_distilbert.model(input_ids=result.encoding.input_ids).logits[0, 2]
+    assert [p.id for p in result.bidirectional.mlm[2]] == torch.softmax(logits, -1).topk(3).indices.tolist()
+
+
+def test_mask_each_token_batched_equals_a_loop(tiny_bert):
+    enc = bertlab.encode(tiny_bert, "the cat sat on the mat and the dog sat on the fox.")
+    for kind in bertlab.MASK_TYPES:
+        batched = bertlab.mask_each_token(tiny_bert, enc, kind=kind, batch_size=64)
+        looped = bertlab.mask_each_token(tiny_bert, enc, kind=kind, batch_size=1)
+        assert batched.positions == looped.positions == list(range(1, len(enc) - 1))
+        np.testing.assert_allclose(batched.log_probs, looped.log_probs, atol=1e-5)
+        assert (batched.ranks == looped.ranks).all()
+    # and one row of it agrees with the full model run on that masked input:
+    ids = enc.input_ids.clone()
+    ids[0, 2] = tiny_bert.tokenizer.mask_token_id
+    with torch.no_grad():
+        logits = tiny_bert.model(input_ids=ids, token_type_ids=enc.token_type_ids).prediction_logits[0, 2]
+    expected = torch.log_softmax(logits, -1)[enc.input_ids[0, 2]].item()
+    assert batched.positions[1] == 2
+    each = bertlab.mask_each_token(tiny_bert, enc)
+    assert each.log_probs[1] == pytest.approx(expected, abs=1e-5)
+    assert each.pseudo_log_likelihood == pytest.approx(float(each.log_probs.sum()))
+
+
+def test_mask_each_token_uses_batches_not_a_loop(tiny_bert):
+    enc = bertlab.encode(tiny_bert, "the cat sat on the mat and the dog sat on the fox.")
+    calls = []
+    handle = tiny_bert.encoder.register_forward_hook(lambda m, i, o: calls.append(1))
+    try:
+        bertlab.mask_each_token(tiny_bert, enc)
+    finally:
+        handle.remove()
+    assert len(calls) == 1
+
+
+def test_logit_lens_last_layer_equals_mlm(tiny_bert):
+    result = bertlab.analyze(tiny_bert, "the quick [MASK] fox.", top_k=5)
+    lens = bertlab.logit_lens(tiny_bert, result, position=3, top_k=5)
+    assert len(lens) == tiny_bert.info.layers + 1
+    assert [p.id for p in lens[-1]] == [p.id for p in result.bidirectional.mlm[3]]
+
+
+# --- NSP -----------------------------------------------------------------------------------------
+
+
+def test_nsp_probability_matches_the_model(tiny_bert, tiny_distilbert):
+    result = bertlab.analyze(tiny_bert, "i have a pen", "the pen is red")
+    with torch.no_grad():
+        logits = tiny_bert.model(input_ids=result.encoding.input_ids, token_type_ids=result.encoding.token_type_ids).seq_relationship_logits
+    assert result.nsp == pytest.approx(torch.softmax(logits[0], -1)[0].item(), abs=1e-6)
+    assert bertlab.analyze(tiny_distilbert, "i have a pen", "the pen is red").nsp is None
+
+
+# --- word sense ----------------------------------------------------------------------------------
+
+BANK = ["I went to the bank to deposit money.", "I went to the bank to catch some fish.", "The river bank was very scenic."]
+
+
+def test_bank_causal_is_identical_bidirectional_is_not(minilm):
+    result = bertlab.senses(minilm, "bank", BANK)
+    assert result.layers == 7
+    last_causal = result.similarity["causal"][-1]
+    last_bi = result.similarity["bidirectional"][-1]
+    assert last_causal[0, 1] == pytest.approx(1.0, abs=1e-5)
+    assert last_bi[0, 1] < 0.95
+    assert last_causal[0, 2] < 0.99
+    np.testing.assert_allclose(result.similarity["bidirectional"][:, range(3), range(3)], 1.0, atol=1e-5)
+    assert result.projection["bidirectional"].shape == (7, 3, 2)
+
+
+def test_senses_vectors_match_single_sentence_analysis(minilm):
+    result = bertlab.senses(minilm, "bank", BANK[:2] + ["The bank was robbed yesterday."])
+    single = bertlab.analyze(minilm, BANK[2 - 2])
+    pos = next(t.position for t in single.tokens if t.text == "bank")
+    for kind in bertlab.MASK_TYPES:
+        np.testing.assert_allclose(result.vectors[kind][:, 0], single.runs[kind].hidden_states[:, pos], atol=1e-4)
+
+
+def test_multi_piece_target_is_pooled(tiny_bert):
+    result = bertlab.senses(tiny_bert, "cats", ["the cats sat.", "we have cats!"])
+    assert result.pieces == [["cat", "##s"], ["cat", "##s"]]
+    assert result.spans[0][1] - result.spans[0][0] == 2
+
+
+def test_senses_bad_input(tiny_bert):
+    with pytest.raises(bertlab.TargetNotFoundError, match="sentence 2"):
+        bertlab.senses(tiny_bert, "bank", ["the bank.", "the river."])
+    with pytest.raises(bertlab.InputError, match="at least two"):
+        bertlab.senses(tiny_bert, "bank", ["the bank."])
+    with pytest.raises(bertlab.InputError, match="empty"):
+        bertlab.senses(tiny_bert, " ", ["the bank.", "a bank"])
+    # "bank" inside "banker" is not the word bank:
+    with pytest.raises(bertlab.TargetNotFoundError):
+        bertlab.senses(tiny_bert, "ban", ["the bank.", "a bank"])
