@@ -1,0 +1,322 @@
+"""Figure builders: pure functions from analysis data to plotly figures (no model calls, no Streamlit).
+
+Token axes are numeric positions with the pieces as tick text, so a repeated word ("the" twice)
+keeps its own row and column instead of being merged by plotly's category axis.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .analysis import Embeddings, MaskRun, Prediction
+from .mlm import MaskEach
+from .senses import Senses
+from .tokens import Token
+
+SEGMENT_COLOURS = ("#2563eb", "#ea580c")
+MASK_COLOURS = {"bidirectional": "#2563eb", "causal": "#dc2626"}
+HEAT = "Blues"
+
+
+def _pieces(tokens: Sequence[Token]) -> list[str]:
+    """Token text for plotly labels, which interpret a subset of HTML: escape so '<b>' stays text."""
+    return [html.escape(t.text) for t in tokens]
+
+
+def _token_axis(fig: go.Figure, tokens: Sequence[Token], axis: str, row: int | None = None, col: int | None = None) -> None:
+    """Positions as values, pieces as tick labels: duplicates stay distinct."""
+    show_every = max(1, len(tokens) // 64)
+    ticks = dict(
+        tickmode="array",
+        tickvals=list(range(0, len(tokens), show_every)),
+        ticktext=_pieces(tokens)[::show_every],
+    )
+    if axis == "x":
+        fig.update_xaxes(**ticks, tickangle=-60, row=row, col=col)
+    else:
+        fig.update_yaxes(**ticks, autorange="reversed", row=row, col=col)
+
+
+def attention_heatmap(tokens: Sequence[Token], weights: np.ndarray, title: str = "", zmax: float | None = 1.0) -> go.Figure:
+    """One head's (query, key) attention, queries down, keys across."""
+    pieces = _pieces(tokens)
+    hover = [[f"{pieces[q]} [{q}] → {pieces[k]} [{k}]" for k in range(len(pieces))] for q in range(len(pieces))]
+    fig = go.Figure(
+        go.Heatmap(
+            z=weights,
+            x=list(range(len(tokens))),
+            y=list(range(len(tokens))),
+            text=hover,
+            hovertemplate="%{text}<br>weight %{z:.3f}<extra></extra>",
+            colorscale=HEAT,
+            zmin=0,
+            zmax=zmax,
+        )
+    )
+    _token_axis(fig, tokens, "x")
+    _token_axis(fig, tokens, "y")
+    size = min(720, 160 + 18 * len(tokens))
+    fig.update_layout(title=title, height=size, margin=dict(l=10, r=10, t=40, b=10), xaxis_title="key (attended to)", yaxis_title="query")
+    return fig
+
+
+def mask_matrix(tokens: Sequence[Token], allowed: np.ndarray, kind: str) -> go.Figure:
+    """The mask itself: which key each query may see."""
+    fig = attention_heatmap(tokens, allowed.astype(float), title=f"{kind} mask: may query attend to key?")
+    fig.update_traces(colorscale=[[0, "#f3f4f6"], [1, MASK_COLOURS.get(kind, "#2563eb")]], showscale=False, hovertemplate="%{text}<br>allowed %{z}<extra></extra>")
+    return fig
+
+
+def head_stat_grid(run: MaskRun, stat: str) -> go.Figure:
+    """A (layer, head) grid of one statistic, for finding heads that do something recognisable."""
+    values = run.head_stats[stat]
+    layers, heads = values.shape
+    fig = go.Figure(
+        go.Heatmap(
+            z=values,
+            x=list(range(heads)),
+            y=list(range(layers)),
+            colorscale="RdBu" if stat == "distance" else "Viridis",
+            zmid=0 if stat == "distance" else None,
+            hovertemplate="layer %{y}, head %{x}<br>" + stat + " %{z:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"{STAT_NAMES[stat]} per head ({run.kind})",
+        xaxis_title="head",
+        yaxis_title="layer",
+        yaxis_autorange="reversed",
+        height=140 + 26 * layers,
+        margin=dict(l=10, r=10, t=40, b=10),
+    )
+    return fig
+
+
+STAT_NAMES = {
+    "entropy": "attention entropy (nats)",
+    "cls": "attention mass on [CLS]",
+    "sep": "attention mass on [SEP]",
+    "self": "attention mass on the token itself",
+    "distance": "mean signed distance to attended tokens",
+}
+
+
+def embeddings_heatmaps(tokens: Sequence[Token], e: Embeddings) -> go.Figure:
+    """token + segment + position = sum → LayerNorm, as strips over the hidden dimensions."""
+    parts = [("token", e.token), ("segment", e.segment), ("position", e.position), ("sum", e.sum), ("LayerNorm(sum)", e.layernorm)]
+    parts = [(name, value) for name, value in parts if value is not None]
+    fig = make_subplots(rows=len(parts), cols=1, shared_xaxes=True, vertical_spacing=0.03, subplot_titles=[p[0] for p in parts])
+    for i, (name, value) in enumerate(parts, start=1):
+        limit = float(np.abs(value).max()) or 1.0
+        fig.add_trace(
+            go.Heatmap(
+                z=value,
+                x=list(range(value.shape[1])),
+                y=list(range(len(tokens))),
+                colorscale="RdBu",
+                zmid=0,
+                zmin=-limit,
+                zmax=limit,
+                showscale=False,
+                hovertemplate=name + "<br>dim %{x}, token %{y}<br>%{z:.3f}<extra></extra>",
+            ),
+            row=i,
+            col=1,
+        )
+        _token_axis(fig, tokens, "y", row=i, col=1)
+    fig.update_xaxes(title_text="hidden dimension", row=len(parts), col=1)
+    fig.update_layout(height=len(parts) * (60 + 14 * len(tokens)), margin=dict(l=10, r=10, t=30, b=10))
+    return fig
+
+
+def embedding_norms(tokens: Sequence[Token], e: Embeddings) -> go.Figure:
+    """How large each part is per token: position and segment are not small corrections."""
+    fig = go.Figure()
+    x = list(range(len(tokens)))
+    for name, value in (("token", e.token), ("segment", e.segment), ("position", e.position), ("sum", e.sum), ("LayerNorm(sum)", e.layernorm)):
+        if value is not None:
+            fig.add_bar(name=name, x=x, y=np.linalg.norm(value, axis=-1), hovertemplate=name + " ‖·‖ = %{y:.2f}<extra></extra>")
+    _token_axis(fig, tokens, "x")
+    fig.update_layout(barmode="group", title="vector norm per token", height=360, margin=dict(l=10, r=10, t=40, b=10), yaxis_title="L2 norm")
+    return fig
+
+
+def rollout_heatmap(tokens: Sequence[Token], run: MaskRun, layer: int) -> go.Figure:
+    return attention_heatmap(tokens, run.rollout[layer], title=f"attention rollout through layer {layer} ({run.kind})", zmax=None)
+
+
+def prediction_bars(predictions: dict[str, list[Prediction]], title: str) -> go.Figure:
+    """Top-k guesses for one [MASK], one bar group per mask type."""
+    fig = make_subplots(rows=1, cols=len(predictions), subplot_titles=list(predictions), horizontal_spacing=0.15)
+    for i, (kind, preds) in enumerate(predictions.items(), start=1):
+        fig.add_bar(
+            x=[p.prob for p in preds],
+            y=[f"{r + 1}. {p.token}" for r, p in enumerate(preds)],
+            orientation="h",
+            marker_color=MASK_COLOURS.get(kind, "#2563eb"),
+            hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+            showlegend=False,
+            row=1,
+            col=i,
+        )
+        fig.update_yaxes(autorange="reversed", row=1, col=i)
+        fig.update_xaxes(range=[0, 1], title_text="probability", row=1, col=i)
+    fig.update_layout(title=title, height=120 + 28 * max(len(p) for p in predictions.values()), margin=dict(l=10, r=10, t=60, b=10))
+    return fig
+
+
+def mask_each_chart(tokens: Sequence[Token], each: MaskEach) -> go.Figure:
+    """log P(token | rest) for each token masked alone: which words are predictable from context?"""
+    pieces = [html.escape(tokens[p].text) for p in each.positions]
+    fig = go.Figure(
+        go.Bar(
+            x=list(range(len(pieces))),
+            y=each.log_probs,
+            marker=dict(color=each.log_probs, colorscale="RdYlGn", cmin=min(-10.0, float(each.log_probs.min())), cmax=0),
+            customdata=np.stack([[p.token for p in each.top], each.ranks], axis=-1),
+            text=pieces,
+            hovertemplate="%{text}: log P = %{y:.2f}<br>rank %{customdata[1]}, top guess %{customdata[0]}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(tickmode="array", tickvals=list(range(len(pieces))), ticktext=pieces, tickangle=-60)
+    fig.update_layout(
+        title=f"mask each token ({each.kind}): pseudo-log-likelihood {each.pseudo_log_likelihood:.2f}, pseudo-perplexity {each.pseudo_perplexity:.2f}",
+        yaxis_title="log P(original token)",
+        height=380,
+        margin=dict(l=10, r=10, t=50, b=10),
+    )
+    return fig
+
+
+def logit_lens_chart(lens: list[list[Prediction]], position_label: str) -> go.Figure:
+    """Top guess per layer (layer 0 = embeddings), coloured by its probability."""
+    layers = list(range(len(lens)))
+    top = [preds[0] for preds in lens]
+    alternatives = ["<br>".join(f"{p.token} {p.prob:.3f}" for p in preds) for preds in lens]
+    fig = go.Figure(
+        go.Bar(
+            x=[p.prob for p in top],
+            y=layers,
+            orientation="h",
+            text=[p.token for p in top],
+            textposition="outside",
+            customdata=alternatives,
+            hovertemplate="layer %{y}<br>%{customdata}<extra></extra>",
+            marker_color="#7c3aed",
+        )
+    )
+    fig.update_layout(
+        title=f"logit lens at {position_label}: the MLM head read at every layer",
+        xaxis=dict(range=[0, 1.15], title="probability of the top guess"),
+        yaxis=dict(title="layer", autorange="reversed", tickmode="array", tickvals=layers),
+        height=140 + 28 * len(layers),
+        margin=dict(l=10, r=10, t=50, b=10),
+    )
+    return fig
+
+
+def divergence_heatmap(tokens: Sequence[Token], a: MaskRun, b: MaskRun) -> go.Figure:
+    """1 - cosine(bidirectional, causal) per layer and token: where does seeing the right side matter?"""
+    x, y = a.hidden_states, b.hidden_states
+    cos = (x * y).sum(-1) / (np.linalg.norm(x, axis=-1) * np.linalg.norm(y, axis=-1) + 1e-12)
+    fig = go.Figure(
+        go.Heatmap(
+            z=1 - cos,
+            x=list(range(len(tokens))),
+            y=list(range(x.shape[0])),
+            colorscale="Reds",
+            zmin=0,
+            hovertemplate="layer %{y}, token %{x}<br>1 - cosine = %{z:.4f}<extra></extra>",
+        )
+    )
+    _token_axis(fig, tokens, "x")
+    fig.update_layout(
+        title="how far the hidden states move apart: 1 − cosine(bidirectional, causal)",
+        yaxis=dict(title="layer (0 = embeddings)", autorange="reversed"),
+        height=160 + 26 * x.shape[0],
+        margin=dict(l=10, r=10, t=50, b=10),
+    )
+    return fig
+
+
+def similarity_heatmap(result: Senses, kind: str, layer: int) -> go.Figure:
+    labels = [f"S{i + 1}" for i in range(len(result.sentences))]
+    hover = [[f"S{i + 1} vs S{j + 1}" for j in range(len(labels))] for i in range(len(labels))]
+    fig = go.Figure(
+        go.Heatmap(
+            z=result.similarity[kind][layer],
+            x=labels,
+            y=labels,
+            text=np.round(result.similarity[kind][layer], 3),
+            texttemplate="%{text}",
+            customdata=hover,
+            hovertemplate="%{customdata}: cosine %{z:.4f}<extra></extra>",
+            colorscale="Viridis",
+            zmin=min(0.0, float(result.similarity[kind][layer].min())),
+            zmax=1,
+        )
+    )
+    fig.update_layout(
+        title=f"{kind}: cosine similarity of '{html.escape(result.target)}', layer {layer}",
+        yaxis_autorange="reversed",
+        height=160 + 48 * len(labels),
+        margin=dict(l=10, r=10, t=50, b=10),
+    )
+    return fig
+
+
+def similarity_by_layer(result: Senses, i: int, j: int) -> go.Figure:
+    fig = go.Figure()
+    for kind, sim in result.similarity.items():
+        fig.add_scatter(x=list(range(sim.shape[0])), y=sim[:, i, j], name=kind, mode="lines+markers", line_color=MASK_COLOURS.get(kind))
+    fig.update_layout(
+        title=f"cosine of '{html.escape(result.target)}' in S{i + 1} vs S{j + 1}, layer by layer",
+        xaxis_title="layer (0 = embeddings)",
+        yaxis=dict(title="cosine similarity", range=[min(0.0, float(min(s[:, i, j].min() for s in result.similarity.values()))), 1.02]),
+        height=340,
+        margin=dict(l=10, r=10, t=50, b=10),
+    )
+    return fig
+
+
+def projection_scatter(result: Senses, layer: int) -> go.Figure:
+    kinds = list(result.projection)
+    fig = make_subplots(rows=1, cols=len(kinds), subplot_titles=[f"{k} (PCA, layer {layer})" for k in kinds])
+    for c, kind in enumerate(kinds, start=1):
+        xy = result.projection[kind][layer]
+        fig.add_scatter(
+            x=xy[:, 0],
+            y=xy[:, 1],
+            mode="markers+text",
+            text=[f"S{i + 1}" for i in range(len(xy))],
+            textposition="top center",
+            customdata=[html.escape(s) for s in result.sentences],
+            hovertemplate="%{customdata}<extra></extra>",
+            marker=dict(size=12, color=MASK_COLOURS.get(kind)),
+            showlegend=False,
+            row=1,
+            col=c,
+        )
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=50, b=10))
+    return fig
+
+
+def nsp_gauge(probability: float) -> go.Figure:
+    fig = go.Figure(
+        go.Bar(
+            x=[probability, 1 - probability],
+            y=["IsNext", "NotNext"],
+            orientation="h",
+            marker_color=["#16a34a", "#9ca3af"],
+            text=[f"{probability:.3f}", f"{1 - probability:.3f}"],
+            textposition="auto",
+        )
+    )
+    fig.update_layout(xaxis=dict(range=[0, 1], title="probability"), height=200, margin=dict(l=10, r=10, t=20, b=10))
+    return fig
+
