@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
@@ -112,3 +112,19 @@ def encode(loaded: LoadedModel, text: str, pair: str | None = None) -> Encoding:
         truncated=truncated,
         untruncated_length=untruncated,
     )
+
+
+def with_masks(loaded: LoadedModel, encoding: Encoding, positions: tuple[int, ...] | list[int]) -> Encoding:
+    """The same input with the chosen tokens replaced by [MASK], as a learner would type it."""
+    mask_id = loaded.tokenizer.mask_token_id
+    chosen = set(positions)
+    bad = [p for p in chosen if not 0 <= p < len(encoding) or encoding.tokens[p].special and encoding.tokens[p].text != "[MASK]"]
+    if bad:
+        raise InputError(f"Cannot mask position(s) {sorted(bad)}: only ordinary tokens can be masked.")
+    ids = encoding.input_ids.clone()
+    ids[0, sorted(chosen)] = mask_id
+    tokens = tuple(
+        replace(t, text="[MASK]", id=mask_id, special=True, continuation=False, unknown=False) if t.position in chosen else t
+        for t in encoding.tokens
+    )
+    return replace(encoding, tokens=tokens, input_ids=ids)

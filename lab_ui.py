@@ -1,0 +1,165 @@
+"""The Streamlit side shared by every page: the sidebar, the cached model and analyses, error display.
+
+Widgets that define the view are bound to the URL (`bind="query-params"`), so a copied link
+reproduces it. The engine (`bertlab`) never imports this module.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+import streamlit as st
+
+import bertlab
+from bertlab.analysis import Analysis, analyze_encoding
+from bertlab.tokens import Encoding, encode, with_masks
+
+T = TypeVar("T")
+
+MODELS = [
+    "bert-base-uncased",
+    "bert-base-cased",
+    "bert-large-uncased",
+    "bert-base-multilingual-cased",
+    "distilbert-base-uncased",
+    bertlab.PACKAGED_MODEL,
+]
+MODEL_HELP = (
+    "A Hugging Face hub id or a local directory of a BERT-family checkpoint. 'minilm' is the packaged, "
+    "offline all-MiniLM-L6-v2 encoder (real weights, no MLM/NSP head). When the default cannot be "
+    "downloaded, bertlab falls back to it and says so."
+)
+PRESETS: dict[str, tuple[str, str]] = {
+    "bank (money)": ("I went to the bank to deposit money.", ""),
+    "bank (river)": ("The river bank was very scenic.", ""),
+    "bank (robbed)": ("The bank was robbed yesterday.", ""),
+    "sentence pair": ("I have a pen", "the pen is red"),
+    "fill the mask": ("The quick brown [MASK] jumps over the lazy dog.", ""),
+    "two masks": ("The man went to the [MASK] to buy a [MASK] of milk.", ""),
+}
+DEFAULT_TEXT, DEFAULT_PAIR = PRESETS["fill the mask"]
+DEVICES = ["auto", "cpu", "cuda", "mps"]
+
+
+def _default(key: str, value: object) -> None:
+    """Seed a widget's state unless the URL or an earlier run already did."""
+    if key not in st.session_state and key not in st.query_params:
+        st.session_state[key] = value
+
+
+def _apply_preset() -> None:
+    text, pair = PRESETS[st.session_state.preset]
+    st.session_state.text, st.session_state.pair = text, pair
+
+
+def sidebar() -> None:
+    _default("model", bertlab.DEFAULT_MODEL)
+    _default("text", DEFAULT_TEXT)
+    _default("pair", DEFAULT_PAIR)
+    with st.sidebar:
+        st.markdown("## 🔬 bertlab")
+        st.selectbox("Model", MODELS, key="model", accept_new_options=True, help=MODEL_HELP, bind="query-params")
+        st.selectbox("Device", DEVICES, key="device", help="auto: CUDA, then Apple MPS, then CPU", bind="query-params")
+        st.selectbox(
+            "Example", list(PRESETS), index=None, key="preset", placeholder="Load an example…", on_change=_apply_preset
+        )
+        st.text_area("Text (segment A)", key="text", height=110, help="Type [MASK] where BERT should guess a word.", bind="query-params")
+        st.text_input("Second sentence (segment B, optional)", key="pair", help="BERT's input is [CLS] A [SEP] B [SEP].", bind="query-params")
+        loaded = model_or_none()
+        if loaded is not None:
+            info = loaded.info
+            heads = ", ".join(h.upper() for h in info.heads_available) or "none"
+            st.caption(
+                f"**{info.name}** · {info.layers} layers · {info.heads} heads · hidden {info.hidden_size} · "
+                f"{info.parameters / 1e6:.0f}M parameters · heads: {heads} · {info.device}"
+            )
+            if info.notice:
+                st.warning(info.notice, icon="📦")
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _load(name: str, device: str) -> bertlab.LoadedModel:
+    return bertlab.load_model(name, device=device)
+
+
+def model_or_none() -> bertlab.LoadedModel | None:
+    """The process's one copy of the chosen model, or None after showing why it could not load."""
+    name = (st.session_state.get("model") or bertlab.DEFAULT_MODEL).strip()
+    device = st.session_state.get("device") or "auto"
+    try:
+        with st.spinner(f"Loading {name}…"):
+            return _load(name, device)
+    except bertlab.BertlabError as err:
+        st.error(str(err), icon="⚠️")
+        return None
+
+
+def model() -> bertlab.LoadedModel:
+    loaded = model_or_none()
+    if loaded is None:
+        st.info("Choose another model in the sidebar (for example 'minilm', which needs no network).")
+        st.stop()
+    return loaded
+
+
+@st.cache_resource(show_spinner=False, max_entries=32, ttl=3600)
+def _analysis(name: str, device: str, text: str, pair: str, masked: tuple[int, ...], top_k: int) -> Analysis:
+    loaded = _load(name, device)
+    encoding = encode(loaded, text, pair or None)
+    if masked:
+        encoding = with_masks(loaded, encoding, masked)
+    return analyze_encoding(loaded, encoding, top_k=top_k)
+
+
+def analysis(masked: tuple[int, ...] = (), top_k: int = 5) -> Analysis:
+    """The analysis of the sidebar's text, shared by every page (one forward pass, cached by its inputs)."""
+    loaded = model()
+    return guarded(
+        lambda: _analysis(loaded.info.name, st.session_state.get("device") or "auto", st.session_state.get("text", ""),
+                          st.session_state.get("pair", ""), tuple(sorted(masked)), top_k),
+        spinner="Running BERT…",
+    )
+
+
+def encoding() -> Encoding:
+    loaded = model()
+    return guarded(lambda: encode(loaded, st.session_state.get("text", ""), st.session_state.get("pair") or None))
+
+
+def guarded(work: Callable[[], T], spinner: str | None = None) -> T:
+    """Run engine work; a bad input becomes a message on the page, and the rest of the app stays usable."""
+    try:
+        if spinner:
+            with st.spinner(spinner):
+                return work()
+        return work()
+    except bertlab.BertlabError as err:
+        st.warning(str(err), icon="✋")
+        st.stop()
+    except Exception as err:  # a view must never show a traceback
+        st.error(f"Something went wrong: {type(err).__name__}: {err}")
+        st.stop()
+
+
+def header(title: str, explanation: str, look_for: str) -> None:
+    st.title(title)
+    st.markdown(explanation)
+    st.info(f"**What to look at:** {look_for}", icon="👀")
+
+
+def notes(result: Analysis) -> None:
+    for note in result.notes:
+        if note != result.model.notice:
+            st.caption(f"ℹ️ {note}")
+
+
+def layer_head(result: Analysis, prefix: str = "") -> tuple[int, int]:
+    """Layer and head sliders bound to the URL."""
+    c1, c2 = st.columns(2)
+    layers, heads = result.model.layers, result.model.heads
+    for key, top in ((f"{prefix}layer", layers - 1), (f"{prefix}head", heads - 1)):
+        if key in st.session_state and st.session_state[key] > top:
+            st.session_state[key] = top
+    layer = c1.slider("Layer", 0, layers - 1, key=f"{prefix}layer", bind="query-params")
+    head = c2.slider("Head", 0, heads - 1, key=f"{prefix}head", bind="query-params")
+    return layer, head

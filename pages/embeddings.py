@@ -1,0 +1,30 @@
+import streamlit as st
+
+import lab_ui
+from bertlab import figures
+
+lab_ui.header(
+    "The three embeddings",
+    "Before any attention, each token becomes one vector: its **token** embedding (what the piece is), plus "
+    "a **segment** embedding (A or B), plus a **position** embedding (where it is; learned, one per position "
+    "up to 512). The sum goes through **LayerNorm** (and dropout, off at inference). This is exactly "
+    "`BertEmbeddings` in the paper's order; DistilBERT has no segment embeddings.",
+    "the same word at two positions has the same token row but different position rows; after LayerNorm "
+    "every token's vector has a similar scale. The check below recomputes LayerNorm(token + segment + position) "
+    "and compares it with the model's own embedding output.",
+)
+result = lab_ui.analysis()
+e = result.embeddings
+c1, c2 = st.columns([1, 2])
+c1.metric(
+    "max |LayerNorm(sum) − model's embedding output|",
+    f"{e.max_abs_diff:.2e}",
+    help="Our sum of the three captured embeddings, passed through the model's own LayerNorm, against hidden state 0.",
+)
+if e.max_abs_diff <= 1e-5:
+    c2.success("The three parts add up to exactly what the model feeds its first layer.")
+else:
+    c2.error("The decomposition does not match the model's embedding output.")
+st.plotly_chart(figures.embedding_norms(result.tokens, e), key="norms")
+st.plotly_chart(figures.embeddings_heatmaps(result.tokens, e), key="embeddings")
+lab_ui.notes(result)

@@ -1,0 +1,61 @@
+import streamlit as st
+
+import lab_ui
+from bertlab import figures, logit_lens, mask_each_token
+
+lab_ui.header(
+    "Masked language model",
+    "BERT was pre-trained to fill in blanks: 15% of the input tokens were chosen, and of those 80% became "
+    "`[MASK]`, 10% a random token and 10% stayed unchanged; the **MLM head** (a dense layer, GELU, LayerNorm, "
+    "then a projection onto the vocabulary tied to the token embeddings) predicts the original. Type "
+    "`[MASK]` in the text or pick tokens to mask below.",
+    "how confident the guesses are and whether they fit both sides of the blank; in the mask-each-token "
+    "chart, which words the context makes predictable; in the logit lens, the layer where the answer appears.",
+)
+loaded = lab_ui.model()
+if "mlm" not in loaded.info.heads_available:
+    st.warning(
+        f"**{loaded.info.name}** has no masked-LM head: its checkpoint holds only the encoder (the packaged "
+        "MiniLM was trained for sentence embeddings, not to fill blanks), so there are no predictions to show. "
+        "Choose a pretraining checkpoint such as `bert-base-uncased` in the sidebar; the other pages work with this one.",
+        icon="🎭",
+    )
+    st.stop()
+
+base = lab_ui.encoding()
+choices = [t.position for t in base.tokens if not t.special]
+masked = st.multiselect(
+    "Mask these tokens",
+    choices,
+    key="masked",
+    format_func=lambda p: f"{base.tokens[p].text} (position {p})",
+    help="Each chosen token is replaced by [MASK] before the forward pass.",
+)
+top_k = st.slider("Top-k", 1, 20, 5, key="top_k")
+result = lab_ui.analysis(masked=tuple(p for p in masked if p in choices), top_k=top_k)
+
+if not result.mask_positions:
+    st.info("There is no [MASK] yet: type [MASK] in the text, or pick tokens to mask above.")
+for position in result.mask_positions:
+    original = base.tokens[position].text
+    label = f"[MASK] at position {position}" + (f" (was “{original}”)" if original != "[MASK]" else "")
+    st.plotly_chart(
+        figures.prediction_bars({kind: run.mlm[position] for kind, run in result.runs.items()}, label),
+        key=f"mlm{position}",
+    )
+
+st.subheader("Mask each token")
+st.caption("Every ordinary token is masked alone, all in one batch; log P of the original token given the rest.")
+each_kind = st.radio("Mask type", ["bidirectional", "causal"], horizontal=True, key="each_kind")
+each = lab_ui.guarded(lambda: mask_each_token(loaded, result.encoding, kind=each_kind), spinner="Masking each token…")
+st.plotly_chart(figures.mask_each_chart(result.tokens, each), key="mask_each")
+
+st.subheader("Logit lens")
+default = result.mask_positions[0] if result.mask_positions else choices[0]
+position = st.selectbox(
+    "Position", [t.position for t in result.tokens], index=default, key="lens_position",
+    format_func=lambda p: f"{result.tokens[p].text} (position {p})",
+)
+lens = lab_ui.guarded(lambda: logit_lens(loaded, result, position, top_k=5))
+st.plotly_chart(figures.logit_lens_chart(lens, f"{result.tokens[position].text} (position {position})"), key="lens")
+lab_ui.notes(result)
