@@ -7,13 +7,13 @@ st.set_page_config(page_title="bertlab", page_icon="🔬", layout="wide")
 import lab_ui  # noqa: E402  (after set_page_config)
 
 PAGES = [
-    st.Page("pages/tokens.py", title="Tokenization", icon="🧩", url_path="tokens", default=True),
-    st.Page("pages/embeddings.py", title="Embeddings", icon="➕", url_path="embeddings"),
-    st.Page("pages/attention.py", title="Attention", icon="🔗", url_path="attention"),
-    st.Page("pages/masked_lm.py", title="Masked LM", icon="🎭", url_path="masked-lm"),
-    st.Page("pages/masking.py", title="Bidirectional vs causal", icon="↔️", url_path="masking"),
-    st.Page("pages/word_sense.py", title="Word sense", icon="🏦", url_path="word-sense"),
-    st.Page("pages/next_sentence.py", title="Next sentence", icon="⏭️", url_path="next-sentence"),
+    st.Page("views/tokens.py", title="Tokenization", icon="🧩", url_path="tokens", default=True),
+    st.Page("views/embeddings.py", title="Embeddings", icon="➕", url_path="embeddings"),
+    st.Page("views/attention.py", title="Attention", icon="🔗", url_path="attention"),
+    st.Page("views/masked_lm.py", title="Masked LM", icon="🎭", url_path="masked-lm"),
+    st.Page("views/masking.py", title="Bidirectional vs causal", icon="↔️", url_path="masking"),
+    st.Page("views/word_sense.py", title="Word sense", icon="🏦", url_path="word-sense"),
+    st.Page("views/next_sentence.py", title="Next sentence", icon="⏭️", url_path="next-sentence"),
 ]
 
 page = st.navigation(PAGES)

@@ -58,7 +58,9 @@ def sidebar() -> None:
     _default("pair", DEFAULT_PAIR)
     with st.sidebar:
         st.markdown("## 🔬 bertlab")
-        st.selectbox("Model", MODELS, key="model", accept_new_options=True, help=MODEL_HELP, bind="query-params")
+        current = st.session_state.get("model") or st.query_params.get("model")
+        options = MODELS + ([current] if current and current not in MODELS else [])
+        st.selectbox("Model", options, key="model", accept_new_options=True, help=MODEL_HELP, bind="query-params")
         st.selectbox("Device", DEVICES, key="device", help="auto: CUDA, then Apple MPS, then CPU", bind="query-params")
         st.selectbox(
             "Example", list(PRESETS), index=None, key="preset", placeholder="Load an example…", on_change=_apply_preset

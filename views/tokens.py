@@ -33,7 +33,7 @@ for t in tokens:
     )
 st.html(
     """<style>
-    .chips{line-height:2.6;font-family:ui-monospace,Menlo,monospace;font-size:1.05rem}
+    .chips{display:flex;flex-wrap:wrap;gap:6px 4px;align-items:baseline;line-height:1.9;font-family:ui-monospace,Menlo,monospace;font-size:1.05rem}
     .chip{border:2px solid;border-radius:8px;padding:2px 7px;margin:2px;white-space:nowrap}
     .chip sub{opacity:.55;font-size:.65em;margin-left:3px}
     .seg0{border-color:#2563eb;background:#dbeafe;color:#1e3a8a}

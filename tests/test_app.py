@@ -1,0 +1,118 @@
+"""Every page through Streamlit's AppTest, with a tiny BERT (MLM + NSP heads) and the offline MiniLM."""
+
+from __future__ import annotations
+
+import pytest
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+PAGES = [
+    "views/tokens.py",
+    "views/embeddings.py",
+    "views/attention.py",
+    "views/masked_lm.py",
+    "views/masking.py",
+    "views/word_sense.py",
+    "views/next_sentence.py",
+]
+
+
+def start(model: str, text: str = "the quick brown [MASK] jumps over the lazy dog.", pair: str = "") -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["model"] = model
+    at.session_state["device"] = "cpu"
+    at.session_state["text"] = text
+    at.session_state["pair"] = pair
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def visit(at: AppTest, page: str) -> AppTest:
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def markdown(at: AppTest) -> str:
+    return "\n".join(str(m.value) for m in at.markdown) + "\n".join(str(c.value) for c in at.caption)
+
+
+@pytest.fixture(params=["tiny", "minilm"])
+def model_name(request, tiny_bert_dir) -> str:
+    return str(tiny_bert_dir) if request.param == "tiny" else "minilm"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_without_error(model_name, page):
+    at = visit(start(model_name, pair="a pen is red"), page)
+    assert at.title and at.title[0].value
+    assert at.info, "every page opens with what to look at"
+
+
+def test_tokens_page_shows_pieces_and_changes_with_text(tiny_bert_dir):
+    at = visit(start(str(tiny_bert_dir), text="the cats sat."), PAGES[0])
+    table = at.dataframe[0].value
+    assert list(table["piece"]) == ["[CLS]", "the", "cat", "##s", "sat", ".", "[SEP]"]
+    at.text_area(key="text").input("a dog!").run()
+    assert list(at.dataframe[0].value["piece"]) == ["[CLS]", "a", "dog", "!", "[SEP]"]
+
+
+def test_embeddings_page_shows_the_check(minilm):
+    at = visit(start("minilm"), PAGES[1])
+    value = float(at.metric[0].value)
+    assert value <= 1e-5
+    assert at.success
+
+
+def test_masked_lm_page_with_heads_and_without(tiny_bert_dir):
+    at = visit(start(str(tiny_bert_dir)), PAGES[3])
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 3  # top-k for the [MASK], mask-each-token, logit lens
+    at = visit(start("minilm"), PAGES[3])
+    assert any("no masked-LM head" in w.value for w in at.warning)
+
+
+def test_masking_tokens_by_choice(tiny_bert_dir):
+    at = visit(start(str(tiny_bert_dir), text="the cat sat on the mat."), PAGES[3])
+    before = len(at.get("plotly_chart"))
+    at.multiselect(key="masked").select(2).run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == before + 1
+
+
+def test_next_sentence_page(tiny_bert_dir):
+    at = visit(start(str(tiny_bert_dir), text="i have a pen", pair="the pen is red"), PAGES[6])
+    assert 0.0 <= float(at.metric[0].value) <= 1.0
+    at = visit(start("minilm", text="i have a pen", pair="the pen is red"), PAGES[6])
+    assert any("no next-sentence-prediction head" in w.value for w in at.warning)
+
+
+def test_word_sense_page_shows_the_lesson():
+    at = visit(start("minilm"), PAGES[5])
+    assert len(at.get("plotly_chart")) == 4
+    at.text_input(key="target").input("fish").run()
+    assert any("does not occur in sentence 1" in w.value for w in at.warning)
+    assert not at.exception
+
+
+@pytest.mark.parametrize("text", ["", "    "])
+def test_bad_text_is_a_message_not_a_traceback(text, tiny_bert_dir):
+    at = start(str(tiny_bert_dir), text=text)
+    for page in PAGES[:5]:
+        at = visit(at, page)
+        assert any("empty" in w.value for w in at.warning), page
+
+
+def test_unknown_model_is_a_message_and_the_app_stays_usable():
+    at = start("./no/such/model")
+    assert any("no such directory" in e.value for e in at.error)
+    at.switch_page(PAGES[2]).run()
+    assert not at.exception
+    at.selectbox(key="model").set_value("minilm").run()
+    assert not at.exception and not at.error
