@@ -73,7 +73,7 @@ def sidebar() -> None:
             heads = ", ".join(h.upper() for h in info.heads_available) or "none"
             st.caption(
                 f"**{info.name}** · {info.layers} layers · {info.heads} heads · hidden {info.hidden_size} · "
-                f"{info.parameters / 1e6:.0f}M parameters · heads: {heads} · {info.device}"
+                f"{info.parameters / 1e6:.3g}M parameters · heads: {heads} · {info.device}"
             )
             if info.notice:
                 st.warning(info.notice, icon="📦")

@@ -156,7 +156,7 @@ def prediction_bars(predictions: dict[str, list[Prediction]], title: str) -> go.
     for i, (kind, preds) in enumerate(predictions.items(), start=1):
         fig.add_bar(
             x=[p.prob for p in preds],
-            y=[f"{r + 1}. {p.token}" for r, p in enumerate(preds)],
+            y=[f"{r + 1}. {html.escape(p.token)}" for r, p in enumerate(preds)],
             orientation="h",
             marker_color=MASK_COLOURS.get(kind, "#2563eb"),
             hovertemplate="%{y}: %{x:.3f}<extra></extra>",
@@ -164,7 +164,7 @@ def prediction_bars(predictions: dict[str, list[Prediction]], title: str) -> go.
             row=1,
             col=i,
         )
-        fig.update_yaxes(autorange="reversed", row=1, col=i)
+        fig.update_yaxes(autorange="reversed", type="category", row=1, col=i)
         fig.update_xaxes(range=[0, 1], title_text="probability", row=1, col=i)
     fig.update_layout(title=title, height=120 + 28 * max(len(p) for p in predictions.values()), margin=dict(l=10, r=10, t=60, b=10))
     return fig

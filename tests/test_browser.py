@@ -1,0 +1,194 @@
+"""A real browser against a real `streamlit run`: every page draws, offline, and a screenshot of each.
+
+Debian's Chromium is driven by the PyPI `playwright` package (never `playwright install`). Any request
+to a host other than 127.0.0.1 fails the test. Screenshots land in docs/screenshots/ (shown in README).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = os.environ.get("BERTLAB_CHROMIUM", "/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (./lab installs it)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = _free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true", "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start: " + (proc.stdout.read() if proc.stdout else ""))
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    pg = context.new_page()
+    outside: list[str] = []
+
+    def guard(route):
+        host = urllib.parse.urlparse(route.request.url).hostname
+        if route.request.url.startswith(("data:", "blob:", "about:")) or host == "127.0.0.1":
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", guard)
+    pg.outside = outside
+    yield pg
+    context.close()
+    assert not outside, f"the page asked hosts other than 127.0.0.1: {outside[:5]}"
+
+
+def open_page(pg, url: str) -> None:
+    pg.goto(url)
+    pg.wait_for_selector("[data-testid=stMainBlockContainer] h1", timeout=90_000)
+    pg.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=90_000)
+    pg.wait_for_timeout(500)
+    assert pg.locator("[data-testid=stException]").count() == 0
+
+
+def shot(pg, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def plots(pg, at_least: int) -> None:
+    pg.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= {at_least}", timeout=60_000)
+
+
+def visible(pg, text: str) -> bool:
+    pg.get_by_text(text).first.wait_for(state="visible", timeout=30_000)
+    return True
+
+
+def q(**params: str) -> str:
+    return "?" + urllib.parse.urlencode(params)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_bert_dir) -> str:
+    return str(tiny_bert_dir)
+
+
+def test_tokenization(server, page):
+    open_page(page, f"{server}/tokens" + q(model="minilm", text="Tokenization is unbelievably fun ☃", pair="the pen is red"))
+    chips = page.locator(".chips .chip")
+    assert chips.count() >= 10
+    assert chips.first.inner_text().startswith("[CLS]")
+    assert page.locator(".chips .chip.cont").count() >= 1 and page.locator(".chips .chip.seg1").count() >= 4
+    assert page.locator(".chips .chip.unk").count() == 1
+    shot(page, "1-tokenization")
+
+
+def test_embeddings(server, page):
+    open_page(page, f"{server}/embeddings" + q(model="minilm"))
+    plots(page, 2)
+    assert visible(page, "The three parts add up")
+    shot(page, "2-embeddings")
+
+
+def test_attention_bertviz_draws_offline(server, page):
+    open_page(page, f"{server}/attention" + q(model="minilm", text="The cat sat on the mat because it was tired."))
+    frame = page.frame_locator("iframe").first
+    frame.locator("svg line").first.wait_for(state="attached", timeout=30_000)
+    assert frame.locator("svg line").count() > 100
+    assert frame.get_by_text("[CLS]").first.is_visible()
+    shot(page, "3-attention")
+    page.get_by_role("tab", name="Model view").click()
+    frame = page.frame_locator("iframe").nth(1)
+    frame.locator("svg line").first.wait_for(state="attached", timeout=30_000)
+    assert frame.locator("svg line").count() > 1000
+    page.get_by_role("tab", name="Heatmap").click()
+    plots(page, 1)
+
+
+def test_masked_lm(server, page, tiny):
+    open_page(page, f"{server}/masked-lm" + q(model=tiny, text="the quick brown [MASK] jumps over the lazy dog."))
+    plots(page, 3)
+    assert visible(page, "[MASK] at position 4")
+    shot(page, "4-masked-lm")
+
+
+def test_masked_lm_explains_missing_head(server, page):
+    open_page(page, f"{server}/masked-lm" + q(model="minilm"))
+    assert visible(page, "has no masked-LM head")
+
+
+def test_bidirectional_vs_causal(server, page):
+    open_page(page, f"{server}/masking" + q(model="minilm", text="I went to the bank to deposit money."))
+    plots(page, 5)
+    assert visible(page, "causal mask: may query attend to key?")
+    shot(page, "5-bidirectional-vs-causal")
+
+
+def test_word_sense(server, page):
+    open_page(page, f"{server}/word-sense" + q(model="minilm"))
+    plots(page, 4)
+    assert visible(page, "causal: cosine similarity of 'bank'")
+    shot(page, "6-word-sense")
+
+
+def test_next_sentence(server, page, tiny):
+    open_page(page, f"{server}/next-sentence" + q(model=tiny, text="i have a pen", pair="the pen is red"))
+    assert visible(page, "P(IsNext)")
+    shot(page, "7-next-sentence")
+
+
+def test_link_reproduces_the_view(server, page):
+    url = f"{server}/attention" + q(model="minilm", text="A shared link.", layer="3", head="5", mask="causal")
+    open_page(page, url)
+    page.get_by_role("tab", name="Heatmap").click()
+    assert visible(page, "layer 3, head 5 (causal)")
+    assert page.locator("textarea").first.input_value() == "A shared link."
