@@ -6,7 +6,11 @@ reproduces it. The engine (`bertlab`) never imports this module.
 
 from __future__ import annotations
 
+import os
+import threading
 from typing import Callable, TypeVar
+
+import cachetools
 
 import streamlit as st
 
@@ -104,21 +108,41 @@ def model() -> bertlab.LoadedModel:
     return loaded
 
 
-@st.cache_resource(show_spinner=False, max_entries=32, ttl=3600)
-def _analysis(name: str, device: str, text: str, pair: str, masked: tuple[int, ...], top_k: int) -> Analysis:
-    loaded = _load(name, device)
+CACHE_MB = int(os.environ.get("BERTLAB_CACHE_MB", "512"))
+
+
+@st.cache_resource(show_spinner=False)
+def _analyses() -> tuple[cachetools.LRUCache, threading.Lock]:
+    """Analyses shared by every session of this process, least recently used out first, within CACHE_MB.
+
+    A 512-token analysis of BERT-base holds ~350 MB of attention weights, so the bound is in bytes,
+    not entries (st.cache_data would also pickle a copy per read)."""
+    return cachetools.LRUCache(maxsize=CACHE_MB * 2**20, getsizeof=lambda a: a.nbytes), threading.Lock()
+
+
+def _analysis(loaded: bertlab.LoadedModel, text: str, pair: str, masked: tuple[int, ...], top_k: int) -> Analysis:
+    cache, lock = _analyses()
+    key = (loaded.info.name, loaded.info.device, text, pair, masked, top_k)
+    with lock:
+        hit = cache.get(key)
+    if hit is not None:
+        return hit
     encoding = encode(loaded, text, pair or None)
     if masked:
         encoding = with_masks(loaded, encoding, masked)
-    return analyze_encoding(loaded, encoding, top_k=top_k)
+    result = analyze_encoding(loaded, encoding, top_k=top_k)
+    with lock:
+        if result.nbytes <= cache.maxsize:
+            cache[key] = result
+    return result
 
 
 def analysis(masked: tuple[int, ...] = (), top_k: int = 5) -> Analysis:
     """The analysis of the sidebar's text, shared by every page (one forward pass, cached by its inputs)."""
     loaded = model()
+    state = st.session_state
     return guarded(
-        lambda: _analysis(loaded.info.name, st.session_state.get("device") or "auto", st.session_state.get("text", ""),
-                          st.session_state.get("pair", ""), tuple(sorted(masked)), top_k),
+        lambda: _analysis(loaded, state.get("text", ""), state.get("pair", ""), tuple(sorted(masked)), top_k),
         spinner="Running BERT…",
     )
 

@@ -80,6 +80,14 @@ class Analysis:
         return self.encoding.tokens
 
     @property
+    def nbytes(self) -> int:
+        """Memory held by the arrays, for caches bounded in bytes."""
+        arrays = [a for a in vars(self.embeddings).values() if isinstance(a, np.ndarray)]
+        for run in self.runs.values():
+            arrays += [run.allowed, run.attentions, run.hidden_states, run.rollout, *run.head_stats.values()]
+        return sum(a.nbytes for a in arrays)
+
+    @property
     def truncated(self) -> bool:
         return self.encoding.truncated
 

@@ -8,6 +8,9 @@ those two libraries to bertviz's callback. No third-party code lives in this rep
 
 from __future__ import annotations
 
+import base64
+import io
+import json
 import os
 import re
 from functools import lru_cache
@@ -27,8 +30,6 @@ LIBRARIES = {
 }
 PACKAGES = {"d3": "node-d3", "jquery": "libjs-jquery"}
 CDN_SCRIPT = re.compile(r'<script src="https://[^"]+"></script>')
-DECIMALS = 3
-"""Attention weights sent to the browser are rounded: 0.123 draws the same line as 0.12300000339746475."""
 
 SHIM = """
 <script>
@@ -64,31 +65,136 @@ def offline_scripts() -> str:
     return "\n".join(parts) + SHIM
 
 
-def _layers(attentions: np.ndarray) -> tuple[torch.Tensor, ...]:
-    rounded = np.round(attentions.astype(np.float64), DECIMALS)
-    return tuple(torch.from_numpy(layer)[None] for layer in rounded)
+HEAD_VIEW_MAX_VALUES = 600_000
+"""bertviz draws one SVG line per (head, query, key): past this many the page stops being responsive."""
+MODEL_VIEW_MAX_VALUES = 1_600_000
+
+DECODER = """
+<script>
+window.bertlabAttention = function (b64, shape) {
+  // (layer, head, query, key) weights quantized to bytes: 4 bytes of JSON float text become 1.33.
+  var bytes = atob(b64), i = 0, out = [];
+  for (var l = 0; l < shape[0]; l++) { var layer = [];
+    for (var h = 0; h < shape[1]; h++) { var head = [];
+      for (var q = 0; q < shape[2]; q++) { var row = new Array(shape[3]);
+        for (var k = 0; k < shape[3]; k++) { row[k] = bytes.charCodeAt(i++) / 255; }
+        head.push(row); }
+      layer.push(head); }
+    out.push(layer); }
+  return out;
+};
+</script>
+"""
+
+
+class TooManyTokens(ValueError):
+    """The view would draw too many lines to stay responsive; the heatmap and thumbnails still work."""
+
+
+def max_tokens(heads: int, layers: int, view: str) -> int:
+    """The longest input a bertviz view is drawn for (it draws every token pair of every head)."""
+    budget, shown_layers = (HEAD_VIEW_MAX_VALUES, 1) if view == "head" else (MODEL_VIEW_MAX_VALUES, layers)
+    return int((budget / (heads * shown_layers)) ** 0.5)
+
+
+def _encode(attentions: np.ndarray) -> str:
+    quantized = np.clip(np.rint(attentions * 255), 0, 255).astype(np.uint8)
+    return base64.b64encode(quantized.tobytes()).decode("ascii")
+
+
+def _compact(html: str, placeholder: list, attentions: np.ndarray) -> str:
+    """Swap the placeholder's JSON in bertviz's params for a call that decodes the packed weights."""
+    marker = json.dumps(placeholder)
+    if marker not in html:
+        raise RuntimeError("bertviz's HTML changed shape; cannot pack the attention weights")
+    call = f'bertlabAttention("{_encode(attentions)}", {list(attentions.shape)})'
+    # bertviz pastes its params twice: into the code, then into the comment after it ("HACK: PYTHON_PARAMS
+    # is a template marker"), so every weight travels twice. Keep the code's copy, empty the comment's.
+    code, rest = html.split(marker, 1)
+    return code + call + rest.replace(marker, "[]")
 
 
 def _offline(html: str) -> str:
-    html, count = CDN_SCRIPT.subn("", html)
-    return offline_scripts() + html
+    html = CDN_SCRIPT.sub("", html)
+    return offline_scripts() + DECODER + html
 
 
-def head_view(tokens: Sequence[Token], attentions: np.ndarray, layer: int = 0, heads: list[int] | None = None) -> str:
-    """bertviz's head view as a self-contained HTML string (attentions: layer, head, query, key)."""
+def _placeholders(layers: int, heads: int, length: int, shown: list[int]) -> tuple[tuple[torch.Tensor, ...], list]:
+    """Zero tensors where bertviz will read (the layers shown) and 1-element stand-ins elsewhere."""
+    zero = torch.zeros(1, heads, length, length, dtype=torch.float64)
+    tensors = tuple(zero if i in shown else torch.zeros(1, 1, 1, 1) for i in range(layers))
+    return tensors, zero[0].tolist()
+
+
+def head_view(tokens: Sequence[Token], attentions: np.ndarray, layer: int = 0) -> str:
+    """bertviz's head view of one layer as a self-contained HTML string (attentions: layer, head, query, key)."""
     from bertviz import head_view as bertviz_head_view
 
+    layers, heads, length, _ = attentions.shape
+    if length > max_tokens(heads, layers, "head"):
+        raise TooManyTokens(
+            f"The head view draws a line for every token pair of every head; {length} tokens is more than it can "
+            f"draw responsively (up to {max_tokens(heads, layers, 'head')}). Use the heatmap or the thumbnails."
+        )
+    tensors, placeholder = _placeholders(layers, heads, length, [layer])
     html = bertviz_head_view(
-        attention=_layers(attentions), tokens=[t.text for t in tokens], layer=layer, heads=heads, html_action="return"
+        attention=tensors, tokens=[t.text for t in tokens], layer=layer, include_layers=[layer], html_action="return"
     ).data
-    return _offline(html)
+    return _offline(_compact(html, [placeholder], attentions[layer : layer + 1]))
 
 
-def model_view(tokens: Sequence[Token], attentions: np.ndarray, layers: list[int] | None = None) -> str:
-    """bertviz's model view (a thumbnail per layer and head) as a self-contained HTML string."""
+def model_view(tokens: Sequence[Token], attentions: np.ndarray) -> str:
+    """bertviz's model view (every layer and head) as a self-contained HTML string."""
     from bertviz import model_view as bertviz_model_view
 
-    html = bertviz_model_view(
-        attention=_layers(attentions), tokens=[t.text for t in tokens], include_layers=layers, html_action="return"
-    ).data
-    return _offline(html)
+    layers, heads, length, _ = attentions.shape
+    if length > max_tokens(heads, layers, "model"):
+        raise TooManyTokens(
+            f"The model view draws every token pair of all {layers * heads} heads; {length} tokens is more than "
+            f"it can draw responsively (up to {max_tokens(heads, layers, 'model')}). The thumbnails show every head at any length."
+        )
+    tensors, placeholder = _placeholders(layers, heads, length, list(range(layers)))
+    html = bertviz_model_view(attention=tensors, tokens=[t.text for t in tokens], html_action="return").data
+    return _offline(_compact(html, [placeholder] * layers, attentions))
+
+
+def thumbnails(attentions: np.ndarray, tile: int = 48, gap: int = 2) -> bytes:
+    """Every head's attention as a small image in one PNG grid (rows: layers, columns: heads)."""
+    from PIL import Image
+
+    layers, heads, length, _ = attentions.shape
+    size = min(tile, length)
+    edges = np.linspace(0, length, size + 1).astype(int)
+    # average-pool each (query, key) matrix down to size x size
+    pooled = np.add.reduceat(np.add.reduceat(attentions, edges[:-1], axis=2), edges[:-1], axis=3)
+    counts = np.diff(edges)
+    pooled = pooled / counts[:, None] / counts[None, :]
+    pooled = pooled / np.maximum(pooled.max(axis=(2, 3), keepdims=True), 1e-12)
+    grid = np.ones((layers * (size + gap) - gap, heads * (size + gap) - gap), dtype=np.float32) * -1
+    for l in range(layers):
+        for h in range(heads):
+            grid[l * (size + gap) : l * (size + gap) + size, h * (size + gap) : h * (size + gap) + size] = pooled[l, h]
+    white, blue = np.array([247, 251, 255.0]), np.array([8, 48, 107.0])
+    rgb = white + np.clip(grid, 0, 1)[..., None] * (blue - white)
+    rgb[grid < 0] = 255
+    zoom = max(2, -(-tile // size))
+    image = Image.fromarray(rgb.astype(np.uint8)).resize((grid.shape[1] * zoom, grid.shape[0] * zoom), Image.NEAREST)
+    image = _label_grid(image, layers, heads, (size + gap) * zoom)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def _label_grid(image, layers: int, heads: int, step: int):
+    """Head numbers across the top, layer numbers down the left."""
+    from PIL import Image, ImageDraw
+
+    left, top = 34, 18
+    framed = Image.new("RGB", (image.width + left, image.height + top), "white")
+    framed.paste(image, (left, top))
+    draw = ImageDraw.Draw(framed)
+    for h in range(heads):
+        draw.text((left + h * step + step // 2 - 4, 3), str(h), fill=(55, 65, 81))
+    for l in range(layers):
+        draw.text((6, top + l * step + step // 2 - 6), f"L{l}", fill=(55, 65, 81))
+    return framed

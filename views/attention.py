@@ -11,39 +11,60 @@ lab_ui.header(
     "over all tokens (each row sums to 1), and the token's new vector mixes the values by those weights. "
     "BERT's mask is **bidirectional**: every token may look left and right.",
     "heads that attend to the previous or next token (a diagonal just off the middle), heads that park "
-    "attention on `[CLS]` or `[SEP]`, and heads that link a word to a related word. The per-head grid finds them.",
+    "attention on `[CLS]` or `[SEP]`, and heads that link a word to a related word. The thumbnails and the "
+    "per-head statistics find them; the heatmap and bertviz's views show one in detail.",
 )
 result = lab_ui.analysis()
-kind = st.segmented_control(
+tokens = result.tokens
+VIEWS = ["Heatmap", "Head view", "Model view", "All heads", "Statistics", "Rollout"]
+c1, c2 = st.columns([5, 2])
+# Options are their own labels: a bound widget writes the label into the URL (?view=Head+view).
+view = c1.segmented_control(
+    "View", VIEWS, key="view", default="Heatmap", bind="query-params",
+    help="Head view and model view are bertviz's. Only the chosen view is computed and sent to the browser.",
+) or "Heatmap"
+kind = c2.segmented_control(
     "Mask", ["bidirectional", "causal"], key="mask", default="bidirectional", bind="query-params",
     help="Causal: the same weights, but each token may only attend to itself and the tokens on its left.",
 ) or "bidirectional"
 run = result.runs[kind]
-tokens = result.tokens
 
-tab_head, tab_model, tab_heatmap, tab_stats, tab_rollout = st.tabs(
-    ["Head view", "Model view", "Heatmap", "Head statistics", "Rollout"]
-)
-with tab_head:
-    st.caption("bertviz head view: pick a layer; click a head's colour to toggle it; hover a token to focus its lines.")
-    layer = st.session_state.get("layer", 0)
-    html = lab_ui.guarded(lambda: attention_views.head_view(tokens, run.attentions, layer=min(layer, result.model.layers - 1)))
-    st.iframe(html, height=min(2000, 120 + 23 * len(tokens)))
-with tab_model:
-    st.caption("bertviz model view: every layer (rows) and head (columns); click a thumbnail to enlarge it.")
-    html = lab_ui.guarded(lambda: attention_views.model_view(tokens, run.attentions))
-    st.iframe(html, height=110 + 165 * result.model.layers)
-with tab_heatmap:
+
+def bertviz(build) -> None:
+    try:
+        html = build()
+    except attention_views.TooManyTokens as err:
+        st.info(str(err), icon="📏")
+        return
+    except attention_views.OfflineAssetsMissing as err:
+        st.warning(str(err))
+        return
+    st.iframe(html, height=120 + 23 * len(tokens) if view == "Head view" else 110 + 165 * result.model.layers)
+
+
+if view == "Heatmap":
     layer, head = lab_ui.layer_head(result)
     st.plotly_chart(
         figures.attention_heatmap(tokens, run.attentions[layer, head], title=f"layer {layer}, head {head} ({kind})"),
         key="heatmap",
     )
-    stats = {name: float(run.head_stats[name][layer, head]) for name in HEAD_STATS}
-    cols = st.columns(len(stats))
-    for col, (name, value) in zip(cols, stats.items()):
-        col.metric(figures.STAT_NAMES[name], f"{value:.3f}")
-with tab_stats:
+    cols = st.columns(len(HEAD_STATS))
+    for col, name in zip(cols, HEAD_STATS):
+        col.metric(figures.STAT_NAMES[name], f"{float(run.head_stats[name][layer, head]):.3f}")
+elif view == "Head view":
+    st.caption("bertviz head view of one layer: click a head's colour to toggle it; hover a token to focus its lines.")
+    layer = st.slider("Layer", 0, result.model.layers - 1, key="layer", bind="query-params")
+    bertviz(lambda: attention_views.head_view(tokens, run.attentions, layer=layer))
+elif view == "Model view":
+    st.caption("bertviz model view: every layer (rows) and head (columns); click a thumbnail to enlarge it.")
+    bertviz(lambda: attention_views.model_view(tokens, run.attentions))
+elif view == "All heads":
+    st.caption(
+        "Every head at once, rows = layers, columns = heads; each tile is that head's (query × key) attention, "
+        "darker = more weight, scaled per tile. Pick one with the sliders in the heatmap view."
+    )
+    st.image(attention_views.thumbnails(run.attentions), width="content")
+elif view == "Statistics":
     stat = st.selectbox("Statistic", HEAD_STATS, format_func=figures.STAT_NAMES.get, key="stat", bind="query-params")
     st.plotly_chart(figures.head_stat_grid(run, stat), key="stat_grid")
     frame = pd.DataFrame(
@@ -54,7 +75,7 @@ with tab_stats:
         ]
     )
     st.dataframe(frame, hide_index=True, width="stretch", height=300)
-with tab_rollout:
+else:
     st.caption(
         "Attention rollout (Abnar & Zuidema, 2020): average the heads, add the residual connection as an "
         "identity, and multiply layer by layer, estimating how much each input token flows into each position."

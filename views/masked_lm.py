@@ -45,10 +45,16 @@ for position in result.mask_positions:
     )
 
 st.subheader("Mask each token")
-st.caption("Every ordinary token is masked alone, all in one batch; log P of the original token given the rest.")
-each_kind = st.radio("Mask type", ["bidirectional", "causal"], horizontal=True, key="each_kind")
-each = lab_ui.guarded(lambda: mask_each_token(loaded, result.encoding, kind=each_kind), spinner="Masking each token…")
-st.plotly_chart(figures.mask_each_chart(result.tokens, each), key="mask_each")
+st.caption(
+    "Every ordinary token is masked alone and scored: log P of the original token given the rest "
+    f"(pseudo-log-likelihood). It costs one batched pass of {len(choices)} rows, so it runs on request."
+)
+c1, c2 = st.columns([1, 3])
+show_each = c1.toggle("Mask each token", key="mask_each", bind="query-params")
+each_kind = c2.radio("Mask type", ["bidirectional", "causal"], horizontal=True, key="each_kind", disabled=not show_each)
+if show_each:
+    each = lab_ui.guarded(lambda: mask_each_token(loaded, result.encoding, kind=each_kind), spinner="Masking each token…")
+    st.plotly_chart(figures.mask_each_chart(result.tokens, each), key="mask_each_chart")
 
 st.subheader("Logit lens")
 default = result.mask_positions[0] if result.mask_positions else choices[0]
