@@ -108,7 +108,7 @@ def model() -> bertlab.LoadedModel:
     return loaded
 
 
-CACHE_MB = int(os.environ.get("BERTLAB_CACHE_MB", "512"))
+CACHE_MB = int(os.environ.get("BERTLAB_CACHE_MB", "256"))
 
 
 @st.cache_resource(show_spinner=False)

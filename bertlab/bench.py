@@ -146,7 +146,7 @@ class AppServer:
 
 def _wait_idle(page, timeout_ms: int = 120_000) -> None:
     page.wait_for_selector("[data-testid=stMainBlockContainer] h1", timeout=timeout_ms)
-    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=timeout_ms)
+    page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=timeout_ms)
 
 
 def measure_browser(model: str) -> dict:
@@ -157,51 +157,76 @@ def measure_browser(model: str) -> dict:
     with AppServer() as server, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        received = [0]
-        page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: received.__setitem__(0, received[0] + len(payload))))
+        meter = ByteMeter(page)
         query = lambda **kw: "?" + urllib.parse.urlencode({"model": model, **kw})  # noqa: E731
-        # warm the process: model load and imports are not what P3/P5 measure
+        # warm the process: the model load and imports are not what P3/P5 measure
         page.goto(f"{server.url}/attention" + query(text="warm up"))
         _wait_idle(page)
         for tokens in (128, 512):
-            total = 0
+            per_view = {}
             for view in ATTENTION_VIEWS:
-                received[0] = 0
+                meter.reset()
                 page.goto(f"{server.url}/attention" + query(text=text_of(tokens), view=view))
                 _wait_idle(page)
-                page.wait_for_timeout(300)
-                total = max(total, received[0])
-            out[f"p3_bytes_{tokens}"] = total
+                page.wait_for_timeout(500)
+                per_view[view] = meter.bytes
+            out[f"p3_bytes_{tokens}"] = max(per_view.values())
+            out.setdefault("p3_bytes_by_view", {})[tokens] = per_view
         out["p5_seconds"] = _typing_latency(page, server.url, query)
         browser.close()
     return out
 
 
+class ByteMeter:
+    """Bytes the page receives for its data: websocket frames plus HTTP bodies other than the app's static shell."""
+
+    def __init__(self, page) -> None:
+        self.bytes = 0
+        self.urls: dict[str, str] = {}
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Network.enable")
+        cdp.on("Network.webSocketFrameReceived", lambda e: self._add(len(e["response"]["payloadData"])))
+        cdp.on("Network.responseReceived", lambda e: self.urls.__setitem__(e["requestId"], e["response"]["url"]))
+        cdp.on("Network.loadingFinished", self._finished)
+
+    def _add(self, n: int) -> None:
+        self.bytes += n
+
+    def _finished(self, event: dict) -> None:
+        url = self.urls.get(event["requestId"], "")
+        if "/static/" not in url and not url.endswith((".js", ".css", ".woff2", ".svg", ".ico")):
+            self.bytes += int(event.get("encodedDataLength", 0))
+
+    def reset(self) -> None:
+        self.bytes = 0
+
+
 ATTENTION_VIEWS = ("Heatmap", "Head view", "Model view", "All heads", "Statistics", "Rollout")
+PLOT_SIGNATURE = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(g => JSON.stringify((g.data || []).map(
+  d => [d.x, d.y, d.z].map(v => !v ? null : v.bdata ? v.bdata.slice(0, 96) : JSON.stringify(v).slice(0, 400))))).join('|')"""
+"""What each drawn plotly chart holds (typed arrays arrive as base64 `bdata`), to see when new data is drawn."""
 
 
 def _typing_latency(page, url: str, query: Callable[..., str], repeats: int = 3) -> float:
-    """Seconds from committing a new 32-token sentence to the attention heatmap and MLM bars being drawn."""
+    """Seconds from committing a new 32-token sentence to the attention heatmap / MLM bars redrawn with its data."""
     times = []
-    for page_name, ready in (("attention", "heatmap"), ("masked-lm", "mlm")):
+    for page_name in ("attention", "masked-lm"):
         page.goto(f"{url}/{page_name}" + query(text=text_of(34)))
         _wait_idle(page)
+        page.wait_for_function(f"() => ({PLOT_SIGNATURE})().length > 0", timeout=60_000)
         for r in range(repeats):
             words = text_of(34).split()
-            words[0] = WORDS[(r * 7 + len(page_name)) % len(WORDS)]
-            words[-1] = WORDS[(r * 11 + 3) % len(WORDS)]
+            words[0], words[-1] = WORDS[(r * 7 + 5) % len(WORDS)], WORDS[(r * 11 + 3) % len(WORDS)]
+            before = page.evaluate(PLOT_SIGNATURE)
             box = page.locator("textarea").first
             box.fill(" ".join(words))
-            marker = page.evaluate("() => performance.now()")
             start = time.perf_counter()
             box.press("Control+Enter")
             page.wait_for_function(
-                "() => document.querySelector('[data-testid=stStatusWidget]') !== null", timeout=10_000
-            ) if False else None
-            page.wait_for_function(
-                "(since) => { const s = document.querySelector('[data-testid=stStatusWidget]');"
-                " return !s && performance.now() - since > 50 && document.querySelectorAll('.js-plotly-plot .main-svg').length > 0; }",
-                arg=marker,
+                f"(before) => {{ const now = ({PLOT_SIGNATURE})();"
+                " return now !== before && now.length > 0"
+                " && document.querySelector('[data-testid=stApp]').dataset.testScriptState === 'notRunning'; }",
+                arg=before,
                 timeout=60_000,
             )
             times.append(time.perf_counter() - start)
@@ -209,7 +234,19 @@ def _typing_latency(page, url: str, query: Callable[..., str], repeats: int = 3)
 
 
 def measure_memory(model: str, analyses: int) -> dict:
-    """P6: resident memory of the app process (AppTest runs the real app) before and after many analyses."""
+    """P6: resident memory of the app (the real app under AppTest) in a fresh process, across many analyses."""
+    code = (
+        "import json, sys; from bertlab.bench import _memory_in_this_process as m; "
+        f"print(json.dumps(m({model!r}, {analyses})))"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "memory run failed")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _memory_in_this_process(model: str, analyses: int) -> dict:
     import psutil
     from streamlit.testing.v1 import AppTest
 
@@ -219,13 +256,22 @@ def measure_memory(model: str, analyses: int) -> dict:
     at.session_state["text"] = text_of(34)
     at.run()
     at.switch_page("views/attention.py").run()
-    first = proc.memory_info().rss
-    peak = first
+    first = peak = proc.memory_info().rss
+    samples = []
     for i in range(analyses):
-        at.session_state["text"] = f"{text_of(34)} {i}"
+        words = text_of(34).split()
+        words[i % len(words)] = str(1000 + i)
+        at.session_state["text"] = " ".join(words)
         at.run()
         peak = max(peak, proc.memory_info().rss)
-    return {"p6_rss_mb": peak / 2**20, "p6_rss_growth_mb": (peak - first) / 2**20, "p6_rss_first_mb": first / 2**20}
+        samples.append(proc.memory_info().rss)
+    half = samples[len(samples) // 2] if samples else first
+    return {
+        "p6_rss_mb": peak / 2**20,
+        "p6_rss_growth_mb": (peak - first) / 2**20,
+        "p6_rss_first_mb": first / 2**20,
+        "p6_rss_second_half_growth_mb": (samples[-1] - half) / 2**20 if samples else 0.0,
+    }
 
 
 def run_bench(size: str = "bert-base", device: str | None = None, repeats: int = 7, browser: bool = True, analyses: int = 200) -> dict:
@@ -252,7 +298,10 @@ def run_bench(size: str = "bert-base", device: str | None = None, repeats: int =
     elif browser:
         result["notes"].append(f"p3/p5: no Chromium at {CHROMIUM}.")
     if analyses:
-        result.update(measure_memory(f"random:{size}", analyses))
+        try:
+            result.update(measure_memory(f"random:{size}", analyses))
+        except Exception as err:
+            result["notes"].append(f"p6: memory measurement failed: {type(err).__name__}: {err}")
     return result
 
 

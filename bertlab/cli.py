@@ -34,6 +34,14 @@ def _parser() -> argparse.ArgumentParser:
 
     prefetch = sub.add_parser("prefetch", help="download checkpoints into the local cache for offline use")
     prefetch.add_argument("models", nargs="+")
+
+    bench = sub.add_parser("bench", help="speed and size against references measured in the same run")
+    bench.add_argument("--model-config", default="bert-base", help="bert-base, bert-large, ... (random-init weights)")
+    bench.add_argument("--device", default="auto")
+    bench.add_argument("--repeats", type=int, default=7)
+    bench.add_argument("--analyses", type=int, default=200, help="distinct analyses for the memory figure (0: skip)")
+    bench.add_argument("--no-browser", action="store_true", help="skip the Chromium figures (P3, P5)")
+    bench.add_argument("--json", action="store_true")
     return parser
 
 
@@ -56,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from .loading import load_model, prefetch
 
+    if args.command == "bench":
+        from .bench import main as bench_main
+
+        return bench_main(args)
     if args.command == "prefetch":
         for name, path in zip(args.models, prefetch(args.models)):
             print(f"{name}: {path}")

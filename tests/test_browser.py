@@ -94,7 +94,7 @@ def page(browser):
 def open_page(pg, url: str) -> None:
     pg.goto(url)
     pg.wait_for_selector("[data-testid=stMainBlockContainer] h1", timeout=90_000)
-    pg.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=90_000)
+    pg.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=90_000)
     pg.wait_for_timeout(500)
     assert pg.locator("[data-testid=stException]").count() == 0
 
