@@ -16,6 +16,7 @@ import streamlit as st
 
 import bertlab
 from bertlab.analysis import Analysis, analyze_encoding
+from bertlab.loading import check_allowed
 from bertlab.tokens import Encoding, encode, with_masks
 
 T = TypeVar("T")
@@ -93,6 +94,7 @@ def model_or_none() -> bertlab.LoadedModel | None:
     name = (st.session_state.get("model") or bertlab.DEFAULT_MODEL).strip()
     device = st.session_state.get("device") or "auto"
     try:
+        check_allowed(name)  # the policy applies to models already in the cache too
         with st.spinner(f"Loading {name}…"):
             return _load(name, device)
     except bertlab.BertlabError as err:

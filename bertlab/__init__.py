@@ -15,8 +15,10 @@ from .errors import (
     NoMaskError,
     NotAnEncoderError,
     OfflineError,
+    ResourceError,
     TargetNotFoundError,
 )
+from .policy import BusyError, Policy, PolicyError
 from .loading import DEFAULT_MODEL, PACKAGED_MODEL, LoadedModel, ModelInfo, load_model, pick_device, prefetch
 from .masks import MASK_TYPES
 from .mlm import MaskEach, fill_masks, logit_lens, mask_each_token
@@ -24,7 +26,7 @@ from .senses import Senses, senses
 from .tokens import Encoding, Token, encode
 
 __all__ = [
-    "Analysis", "BertlabError", "DEFAULT_MODEL", "Embeddings", "Encoding", "HEAD_STATS", "InputError",
+    "Analysis", "BertlabError", "BusyError", "Policy", "PolicyError", "ResourceError", "DEFAULT_MODEL", "Embeddings", "Encoding", "HEAD_STATS", "InputError",
     "LoadedModel", "MASK_TYPES", "MaskEach", "MaskRun", "MissingHeadError", "ModelInfo", "ModelLoadError",
     "NoMaskError", "NotAnEncoderError", "OfflineError", "PACKAGED_MODEL", "Prediction", "Senses",
     "TargetNotFoundError", "Token", "analyze", "analyze_encoding", "encode", "fill_masks", "load_model",

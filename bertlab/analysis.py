@@ -16,7 +16,9 @@ import numpy as np
 import torch
 
 from . import masks
+from .errors import ResourceError
 from .loading import LoadedModel, ModelInfo
+from .policy import model_slot
 from .tokens import Encoding, Token, encode
 
 HEAD_STATS = ("entropy", "cls", "sep", "self", "distance")
@@ -164,8 +166,16 @@ def run_encoder(
     kwargs = {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device, loaded.dtype)}
     if loaded.info.has_segments and token_type_ids is not None:
         kwargs["token_type_ids"] = token_type_ids.to(device)
-    with torch.inference_mode():
-        return loaded.encoder(**kwargs, output_attentions=internals, output_hidden_states=internals, return_dict=True)
+    try:
+        with model_slot(), torch.inference_mode():
+            return loaded.encoder(**kwargs, output_attentions=internals, output_hidden_states=internals, return_dict=True)
+    except torch.OutOfMemoryError as err:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        raise ResourceError(
+            f"The {device.type.upper()} ran out of memory for {input_ids.shape[0]} x {input_ids.shape[1]} tokens. "
+            "Try a shorter text, fewer sentences, or the CPU (Device in the sidebar, --device cpu)."
+        ) from err
 
 
 def analyze(

@@ -33,3 +33,7 @@ class NotAnEncoderError(ModelLoadError):
 
 class MissingHeadError(BertlabError):
     """The view needs a head (MLM or NSP) that the checkpoint does not have."""
+
+
+class ResourceError(BertlabError):
+    """The device ran out of memory (or another resource) for this input."""

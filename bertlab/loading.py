@@ -19,6 +19,7 @@ import transformers
 from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 
 from .errors import BertlabError, ModelLoadError, NotAnEncoderError, OfflineError
+from .policy import PolicyError, policy
 
 DEFAULT_MODEL = "bert-base-uncased"
 PACKAGED_MODEL = "minilm"
@@ -201,7 +202,10 @@ def load_model(
     except OfflineError as err:
         if not fallback:
             raise
-        loaded = _load(PACKAGED_MODEL, device, dtype)
+        try:
+            loaded = _load(PACKAGED_MODEL, device, dtype)
+        except PolicyError:
+            raise err from None
         notice = (
             f"'{name}' could not be loaded: the Hugging Face Hub cannot be reached and it is not in the local cache. Using the packaged offline model instead: "
             f"all-MiniLM-L6-v2, a real pretrained BERT encoder with {loaded.info.layers} layers, "
@@ -241,7 +245,17 @@ def random_model(size: str, device: str | None = None, dtype: str = "float32") -
     return loaded
 
 
+def check_allowed(name: str) -> None:
+    """Raise PolicyError if this server's operator does not let users load `name` (call before any cache)."""
+    source = resolve_source(name)
+    packaged = source != os.path.expanduser(name.strip())
+    policy().check_model(name, source, is_local=not packaged and _looks_local(source))
+
+
 def _load(name: str, device_name: str | None, dtype_name: str) -> LoadedModel:
+    check_allowed(name)
+    rules = policy()
+    source = resolve_source(name)
     if name.startswith(RANDOM_PREFIX):
         return random_model(name[len(RANDOM_PREFIX):], device_name, dtype_name)
     if dtype_name not in DTYPES:
@@ -249,8 +263,9 @@ def _load(name: str, device_name: str | None, dtype_name: str) -> LoadedModel:
     device = pick_device(device_name)
     if device.type == "cpu" and dtype_name == "float16":
         raise ModelLoadError("float16 is for GPUs; on the CPU use float32 (or bfloat16).")
-    source = resolve_source(name)
     _check_source(name, source)
+    if Path(source).is_dir() and not rules.allow_pickle:
+        _require_safetensors(name, Path(source))
     with _quiet_transformers():
         local_only = _local_only(source)
         try:
@@ -265,7 +280,7 @@ def _load(name: str, device_name: str | None, dtype_name: str) -> LoadedModel:
             )
         try:
             tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False, local_files_only=local_only)
-            model, heads = _load_weights(config, source, DTYPES[dtype_name], local_only)
+            model, heads = _load_weights(config, source, DTYPES[dtype_name], local_only, rules.allow_pickle)
         except BertlabError:
             raise
         except Exception as err:  # safetensors, torch and tokenizers each raise their own types
@@ -278,10 +293,24 @@ def _load(name: str, device_name: str | None, dtype_name: str) -> LoadedModel:
     return _wrap(name, config, tokenizer, model, heads, device, dtype_name)
 
 
+def _looks_local(source: str) -> bool:
+    path = Path(source)
+    return source.startswith((".", "/", "~", "\\")) or path.is_absolute() or path.exists()
+
+
+def _require_safetensors(name: str, directory: Path) -> None:
+    """Pickle (.bin) weights can run code when unpickled: only safetensors, unless the operator allows it."""
+    if not any(directory.glob("*.safetensors")) and any(directory.glob("*.bin")):
+        raise PolicyError(
+            f"'{name}' has only pickle weights (.bin), which can run code when loaded. Convert them to safetensors, "
+            "or, if you trust this checkpoint, start the server with BERTLAB_ALLOW_PICKLE=1."
+        )
+
+
 def _check_source(name: str, source: str) -> None:
     """Tell a missing directory from a hub id before anything touches the network."""
     path = Path(source)
-    if source.startswith((".", "/", "~", "\\")) or path.is_absolute() or path.exists():
+    if _looks_local(source):
         if not path.exists():
             raise ModelLoadError(f"'{name}' is not a model directory: no such directory.")
         if not path.is_dir():
@@ -337,7 +366,7 @@ def _offline_message(name: str) -> str:
 
 
 def _load_weights(
-    config: transformers.PretrainedConfig, source: str, dtype: torch.dtype, local_only: bool
+    config: transformers.PretrainedConfig, source: str, dtype: torch.dtype, local_only: bool, allow_pickle: bool
 ) -> tuple[torch.nn.Module, tuple[str, ...]]:
     """Load into the class with every head, then keep only the heads whose weights the checkpoint holds."""
     if config.model_type == "bert":
@@ -352,7 +381,7 @@ def _load_weights(
         output_loading_info=True,
         trust_remote_code=False,
         local_files_only=local_only,
-        use_safetensors=None,
+        use_safetensors=None if allow_pickle else True,
     )
     missing = set(info["missing_keys"])
     encoder_missing = [k for k in missing if not k.startswith(("cls.", "vocab_"))]

@@ -16,9 +16,9 @@ from . import masks
 from .analysis import run_encoder
 from .errors import InputError, TargetNotFoundError
 from .loading import LoadedModel
+from .policy import policy
 from .tokens import check_text
 
-MAX_SENTENCES = 32
 
 
 @dataclass
@@ -67,8 +67,11 @@ def senses(
     sentences = [s for s in (s.strip() for s in sentences) if s]
     if len(sentences) < 2:
         raise InputError("Word sense compares a word across sentences: give at least two sentences.")
-    if len(sentences) > MAX_SENTENCES:
-        raise InputError(f"At most {MAX_SENTENCES} sentences at once (got {len(sentences)}).")
+    limit = policy().max_sentences
+    if len(sentences) > limit:
+        raise InputError(f"This server compares at most {limit} sentences at once (got {len(sentences)}).")
+    for sentence in sentences:
+        check_text(sentence, "A sentence")
     tokenizer = loaded.tokenizer
     lowercase = bool(getattr(tokenizer, "do_lower_case", False)) or tokenizer("A")["input_ids"] == tokenizer("a")["input_ids"]
     batch = tokenizer(

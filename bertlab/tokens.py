@@ -8,6 +8,7 @@ import torch
 
 from .errors import InputError
 from .loading import LoadedModel
+from .policy import policy
 
 
 @dataclass(frozen=True)
@@ -60,13 +61,19 @@ class Encoding:
 def check_text(text: str | None, what: str = "The text") -> str:
     if text is None or not text.strip():
         raise InputError(f"{what} is empty: type a sentence to analyse.")
+    limit = policy().max_chars
+    if len(text) > limit:
+        raise InputError(
+            f"{what} has {len(text):,} characters; this server accepts up to {limit:,} "
+            f"(BERT reads at most 512 tokens, roughly 2,000 characters of English)."
+        )
     return text
 
 
 def encode(loaded: LoadedModel, text: str, pair: str | None = None) -> Encoding:
     """Tokenize like BERT's pre-training input: [CLS] A [SEP] (B [SEP]), truncated to the model's positions."""
     check_text(text)
-    pair = pair if pair and pair.strip() else None
+    pair = check_text(pair, "The second sentence") if pair and pair.strip() else None
     tokenizer = loaded.tokenizer
     max_length = loaded.max_length
     full = tokenizer(text, pair, add_special_tokens=True, truncation=False, verbose=False)
