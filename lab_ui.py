@@ -7,6 +7,7 @@ reproduces it. The engine (`bertlab`) never imports this module.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from typing import Callable, TypeVar
 
@@ -16,7 +17,7 @@ import streamlit as st
 
 import bertlab
 from bertlab.analysis import Analysis, analyze_encoding
-from bertlab.loading import check_allowed
+from bertlab.loading import as_fallback, check_allowed
 from bertlab.tokens import Encoding, encode, with_masks
 
 T = TypeVar("T")
@@ -86,7 +87,15 @@ def sidebar() -> None:
 
 @st.cache_resource(show_spinner=False, max_entries=2)
 def _load(name: str, device: str) -> bertlab.LoadedModel:
-    return bertlab.load_model(name, device=device)
+    try:
+        loaded = bertlab.load_model(name, device=device, fallback=False)
+    except bertlab.OfflineError:
+        if name != bertlab.DEFAULT_MODEL:
+            raise
+        # the offline stand-in shares the cached packaged model: one copy of the weights per process
+        return as_fallback(_load(bertlab.PACKAGED_MODEL, device), name)
+    print(f"bertlab: loaded {loaded.info.name} on {loaded.info.device}", file=sys.stderr, flush=True)
+    return loaded
 
 
 def model_or_none() -> bertlab.LoadedModel | None:

@@ -206,13 +206,19 @@ def load_model(
             loaded = _load(PACKAGED_MODEL, device, dtype)
         except PolicyError:
             raise err from None
-        notice = (
-            f"'{name}' could not be loaded: the Hugging Face Hub cannot be reached and it is not in the local cache. Using the packaged offline model instead: "
-            f"all-MiniLM-L6-v2, a real pretrained BERT encoder with {loaded.info.layers} layers, "
-            f"{loaded.info.hidden_size} hidden and {loaded.info.heads} heads, but no MLM or NSP head."
-        )
-        loaded.info = _replace(loaded.info, notice=notice)
-        return loaded
+        return as_fallback(loaded, name)
+
+
+def as_fallback(packaged: LoadedModel, requested: str) -> LoadedModel:
+    """The packaged model standing in for `requested`, with a notice; it shares the packaged model's weights."""
+    from dataclasses import replace
+
+    notice = (
+        f"'{requested}' could not be loaded: the Hugging Face Hub cannot be reached and it is not in the local cache. "
+        f"Using the packaged offline model instead: all-MiniLM-L6-v2, a real pretrained BERT encoder with "
+        f"{packaged.info.layers} layers, {packaged.info.hidden_size} hidden and {packaged.info.heads} heads, but no MLM or NSP head."
+    )
+    return replace(packaged, info=replace(packaged.info, notice=notice))
 
 
 def _replace(info: ModelInfo, **changes: object) -> ModelInfo:

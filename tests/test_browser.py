@@ -199,3 +199,16 @@ def test_link_reproduces_the_view(server, page):
     open_page(page, url)
     assert visible(page, "layer 3, head 5 (causal)")
     assert page.locator("textarea").first.input_value() == "A shared link."
+
+
+def test_html_typed_by_a_user_never_runs(server, page):
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    evil = '<img src=x onerror="alert(1)"> <script>alert(2)</script> <b>bold</b> cat'
+    for path, extra in (("tokens", {}), ("attention", {"view": "Head view"}), ("attention", {"view": "Heatmap"}),
+                        ("masking", {})):
+        open_page(page, f"{server}/{path}" + q(model="minilm", text=evil, **extra))
+        page.wait_for_timeout(1500)
+        for frame in page.frames:
+            assert frame.locator("img[src=x], b:has-text('bold')").count() == 0, (path, frame.url)
+    assert dialogs == []
