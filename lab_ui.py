@@ -163,12 +163,28 @@ def encoding() -> Encoding:
     return guarded(lambda: encode(loaded, st.session_state.get("text", ""), st.session_state.get("pair") or None))
 
 
+SESSION_WAIT_SECONDS = 30.0
+
+
+def _one_at_a_time(work: Callable[[], T]) -> T:
+    """One heavy job per session: a rerun can start while the last run's forward pass is still finishing."""
+    lock = st.session_state.setdefault("_heavy_work", threading.Lock())
+    if not lock.acquire(timeout=SESSION_WAIT_SECONDS):
+        raise bertlab.BusyError("Still working on your previous request; this view will update when it is done.")
+    try:
+        return work()
+    finally:
+        lock.release()
+
+
 def guarded(work: Callable[[], T], spinner: str | None = None) -> T:
-    """Run engine work; a bad input becomes a message on the page, and the rest of the app stays usable."""
+    """Run engine work; a bad input becomes a message on the page, and the rest of the app stays usable.
+
+    With a spinner, the work counts as heavy: one such job per session at a time."""
     try:
         if spinner:
             with st.spinner(spinner):
-                return work()
+                return _one_at_a_time(work)
         return work()
     except bertlab.BertlabError as err:
         st.warning(str(err), icon="✋")

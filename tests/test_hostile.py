@@ -210,3 +210,21 @@ def test_sessions_do_not_see_each_other(places):
     b.run()
     assert any("empty" in w.value for w in a.warning)
     assert list(b.dataframe[0].value["piece"]) == ["[CLS]", "a", "dog", "!", "[SEP]"]
+
+
+def test_one_heavy_job_per_session(monkeypatch, places):
+    import threading
+
+    import lab_ui
+
+    monkeypatch.setattr(lab_ui, "SESSION_WAIT_SECONDS", 0.1)
+    at = start(Case("busy"), places)
+    at.run()
+    at.session_state["_heavy_work"] = lock = threading.Lock()
+    lock.acquire()  # as if this session's previous run were still in its forward pass
+    at.switch_page(PAGES[1]).run()
+    assert not at.exception
+    assert any("Still working on your previous request" in w.value for w in at.warning)
+    lock.release()
+    at.run()
+    assert not at.warning and at.metric
