@@ -2,11 +2,13 @@
 
 import streamlit as st
 
-st.set_page_config(page_title="bertlab", page_icon="🔬", layout="wide")
+PRESENTING = st.query_params.get("present", "").lower() in ("1", "true")
+st.set_page_config(page_title="bertlab", page_icon="🔬", layout="wide", initial_sidebar_state="collapsed" if PRESENTING else "auto")
 
 import lab_ui  # noqa: E402  (after set_page_config)
 
 PAGES = [
+    st.Page("views/lesson.py", title="Guided lesson", icon="🎓", url_path="lesson"),
     st.Page("views/tokens.py", title="Tokenization", icon="🧩", url_path="tokens", default=True),
     st.Page("views/embeddings.py", title="Embeddings", icon="➕", url_path="embeddings"),
     st.Page("views/attention.py", title="Attention", icon="🔗", url_path="attention"),

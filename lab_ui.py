@@ -6,6 +6,7 @@ reproduces it. The engine (`bertlab`) never imports this module.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -59,6 +60,8 @@ def _apply_preset() -> None:
 
 
 def sidebar() -> None:
+    if presenting():
+        st.html(PRESENTER_CSS)
     _default("model", bertlab.DEFAULT_MODEL)
     _default("text", DEFAULT_TEXT)
     _default("pair", DEFAULT_PAIR)
@@ -73,6 +76,7 @@ def sidebar() -> None:
         )
         st.text_area("Text (segment A)", key="text", height=110, help="Type [MASK] where BERT should guess a word.", bind="query-params")
         st.text_input("Second sentence (segment B, optional)", key="pair", help="BERT's input is [CLS] A [SEP] B [SEP].", bind="query-params")
+        st.toggle("Presenter mode", key="present", bind="query-params", help="Large, high-contrast text for a projector; add ?present=true to a link.")
         loaded = model_or_none()
         if loaded is not None:
             info = loaded.info
@@ -201,9 +205,49 @@ def header(title: str, explanation: str, look_for: str) -> None:
 
 
 def notes(result: Analysis) -> None:
+    """The analysis' notes, and its download as JSON (the same object `python -m bertlab analyze --json` prints)."""
     for note in result.notes:
         if note != result.model.notice:
             st.caption(f"ℹ️ {note}")
+    st.download_button(
+        "Download this analysis (JSON)",
+        data=lambda: json.dumps(result.to_dict(), indent=1),
+        file_name="bertlab-analysis.json",
+        mime="application/json",
+        on_click="ignore",
+        key="analysis_json",
+        icon=":material/download:",
+    )
+
+
+def presenting() -> bool:
+    return str(st.session_state.get("present", st.query_params.get("present", ""))).lower() in ("1", "true")
+
+
+PRESENTER_CSS = """<style>
+html, body, [data-testid=stAppViewContainer] { font-size: 22px; color: #000; background: #fff; }
+[data-testid=stMarkdownContainer] p, [data-testid=stMarkdownContainer] li { font-size: 1.25rem; line-height: 1.5; color: #000; }
+h1 { font-size: 3.2rem !important; } h2, h3 { font-size: 2.2rem !important; }
+[data-testid=stAlert] p { font-size: 1.2rem; }
+.chips { font-size: 1.6rem !important; }
+[data-testid=stMainBlockContainer] { max-width: 100%; padding-left: 2rem; padding-right: 2rem; }
+</style>"""
+
+
+def chart(fig, key: str) -> None:
+    """A plotly chart with PNG download (plotly's own toolbar, no server round trip) and HTML on demand."""
+    if presenting():
+        fig.update_layout(font=dict(size=20, color="#000"), title_font_size=26)
+    st.plotly_chart(
+        fig,
+        key=key,
+        config={"toImageButtonOptions": {"format": "png", "filename": f"bertlab-{key}", "scale": 2}, "displaylogo": False},
+    )
+    st.download_button(
+        "HTML", data=lambda: fig.to_html(include_plotlyjs=True, full_html=True), file_name=f"bertlab-{key}.html",
+        mime="text/html", on_click="ignore", key=f"{key}_html", type="tertiary", icon=":material/download:",
+        help="This chart as a standalone, offline HTML file (PNG: the camera icon on the chart).",
+    )
 
 
 def layer_head(result: Analysis, prefix: str = "") -> tuple[int, int]:

@@ -21,7 +21,7 @@ from .errors import (
 from .policy import BusyError, Policy, PolicyError
 from .loading import DEFAULT_MODEL, PACKAGED_MODEL, LoadedModel, ModelInfo, load_model, pick_device, prefetch
 from .masks import MASK_TYPES
-from .mlm import MaskEach, fill_masks, logit_lens, mask_each_token
+from .mlm import Guess, MaskEach, fill_masks, logit_lens, mask_each_token, rank_guess
 from .senses import Senses, senses
 from .tokens import Encoding, Token, encode
 
@@ -30,5 +30,5 @@ __all__ = [
     "LoadedModel", "MASK_TYPES", "MaskEach", "MaskRun", "MissingHeadError", "ModelInfo", "ModelLoadError",
     "NoMaskError", "NotAnEncoderError", "OfflineError", "PACKAGED_MODEL", "Prediction", "Senses",
     "TargetNotFoundError", "Token", "analyze", "analyze_encoding", "encode", "fill_masks", "load_model",
-    "logit_lens", "mask_each_token", "pick_device", "prefetch", "senses",
+    "logit_lens", "mask_each_token", "rank_guess", "Guess", "pick_device", "prefetch", "senses",
 ]

@@ -16,7 +16,7 @@ from plotly.subplots import make_subplots
 from .analysis import Embeddings, MaskRun, Prediction
 from .mlm import MaskEach
 from .senses import Senses
-from .tokens import Token
+from .tokens import Encoding, Token
 
 SEGMENT_COLOURS = ("#2563eb", "#ea580c")
 MASK_COLOURS = {"bidirectional": "#2563eb", "causal": "#dc2626"}
@@ -322,3 +322,55 @@ def nsp_gauge(probability: float) -> go.Figure:
     fig.update_layout(xaxis=dict(range=[0, 1], title="probability"), height=200, margin=dict(l=10, r=10, t=20, b=10))
     return fig
 
+
+
+CHIP_STYLE = """<style>
+.chips{display:flex;flex-wrap:wrap;gap:6px 4px;align-items:baseline;line-height:1.9;font-family:ui-monospace,Menlo,monospace;font-size:1.05rem}
+.chip{border:2px solid;border-radius:8px;padding:2px 7px;margin:2px;white-space:nowrap}
+.chip sub{opacity:.55;font-size:.65em;margin-left:3px}
+.seg0{border-color:#2563eb;background:#dbeafe;color:#1e3a8a}
+.seg1{border-color:#ea580c;background:#ffedd5;color:#7c2d12}
+.special{background:#e5e7eb;border-color:#6b7280;color:#111827;font-weight:600}
+.cont{border-style:dashed}
+.unk{background:#fee2e2;border-color:#dc2626;color:#7f1d1d}
+</style>"""
+
+
+def token_chips(encoding: Encoding) -> str:
+    """WordPiece chips as HTML (every piece escaped): segment colour, special, `##`, [UNK]; id and span on hover."""
+    chips = []
+    for t in encoding.tokens:
+        source = encoding.text if t.segment == 0 else (encoding.pair or "")
+        classes = ["chip", f"seg{t.segment}"] + ["special"] * t.special + ["cont"] * t.continuation + ["unk"] * t.unknown
+        title = f"id {t.id} · position {t.position} · segment {'AB'[t.segment]}" + (
+            f" · characters {t.start}–{t.end}: “{source[t.start:t.end]}”" if t.end > t.start else ""
+        )
+        chips.append(
+            f'<span class="{" ".join(classes)}" title="{html.escape(title, quote=True)}">{html.escape(t.text)}<sub>{t.id}</sub></span>'
+        )
+    return CHIP_STYLE + '<div class="chips">' + "".join(chips) + "</div>"
+
+
+def layer_change_heatmap(tokens: Sequence[Token], run: MaskRun) -> go.Figure:
+    """1 − cosine(hidden after layer l, hidden before it): how much each post-norm block rewrites each token."""
+    h = run.hidden_states
+    before, after = h[:-1], h[1:]
+    cos = (before * after).sum(-1) / (np.linalg.norm(before, axis=-1) * np.linalg.norm(after, axis=-1) + 1e-12)
+    fig = go.Figure(
+        go.Heatmap(
+            z=(1 - cos).astype(np.float32),
+            x=list(range(len(tokens))),
+            y=list(range(1, h.shape[0])),
+            colorscale="Purples",
+            zmin=0,
+            hovertemplate="layer %{y}, token %{x}<br>1 − cosine = %{z:.3f}<extra></extra>",
+        )
+    )
+    _token_axis(fig, tokens, "x")
+    fig.update_layout(
+        title="how much each layer rewrites each token: 1 − cosine(output, input)",
+        yaxis=dict(title="layer", autorange="reversed"),
+        height=160 + 26 * (h.shape[0] - 1),
+        margin=dict(l=10, r=10, t=50, b=10),
+    )
+    return fig

@@ -95,3 +95,30 @@ def logit_lens(loaded: LoadedModel, analysis: Analysis, position: int, kind: str
         raise InputError(f"Position {position} is outside the sentence (0..{len(analysis.tokens) - 1}).")
     hidden = torch.from_numpy(analysis.runs[kind].hidden_states[:, position]).to(loaded.device, loaded.dtype)
     return _top_predictions(loaded, hidden[None], top_k)[0]
+
+
+@dataclass
+class Guess:
+    """Where a learner's guess for a [MASK] ranks among all the model's predictions."""
+
+    text: str
+    token: str
+    rank: int
+    prob: float
+    pieces: int
+    """How many WordPieces the guess is; only the first is scored when it is more than one."""
+
+
+def rank_guess(loaded: LoadedModel, analysis: Analysis, position: int, guess: str, kind: str = "bidirectional") -> Guess:
+    """Score a typed guess against the MLM head's full distribution at `position` (predict, then reveal)."""
+    loaded.require("mlm")
+    pieces = loaded.tokenizer.tokenize(guess.strip())
+    if not pieces:
+        raise InputError("Type a word as your guess.")
+    token_id = loaded.tokenizer.convert_tokens_to_ids(pieces[0])
+    hidden = torch.from_numpy(analysis.runs[kind].hidden_states[-1, position]).to(loaded.device, loaded.dtype)
+    with torch.inference_mode():
+        probs = torch.softmax(loaded.mlm_head(hidden[None]).float()[0], -1)
+    prob = float(probs[token_id])
+    rank = int((probs > probs[token_id]).sum()) + 1
+    return Guess(text=guess.strip(), token=pieces[0], rank=rank, prob=prob, pieces=len(pieces))

@@ -212,3 +212,42 @@ def test_html_typed_by_a_user_never_runs(server, page):
         for frame in page.frames:
             assert frame.locator("img[src=x], b:has-text('bold')").count() == 0, (path, frame.url)
     assert dialogs == []
+
+
+def test_exports_are_valid_files(server, page, tiny, tmp_path):
+    import json as jsonlib
+
+    open_page(page, f"{server}/masked-lm" + q(model=tiny, text="the quick brown [MASK] jumps."))
+    plots(page, 2)
+    chart = page.locator(".js-plotly-plot").first
+    chart.hover()
+    with page.expect_download() as png:
+        page.locator(".modebar-btn[data-title='Download plot as a PNG']").first.click()
+    png_path = tmp_path / "chart.png"
+    png.value.save_as(png_path)
+    assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with page.expect_download() as exported:
+        page.get_by_role("button", name="Download this analysis (JSON)").click()
+    data = jsonlib.loads(Path(exported.value.path()).read_text())
+    assert [t["text"] for t in data["tokens"]] == ["[CLS]", "the", "quick", "brown", "[MASK]", "jumps", ".", "[SEP]"]
+    assert data["mlm"][0]["position"] == 4 and len(data["mlm"][0]["bidirectional"]) == 5
+    with page.expect_download() as html_file:
+        page.get_by_role("button", name="HTML").first.click()
+    body = Path(html_file.value.path()).read_text()
+    assert "<html" in body and "Plotly.newPlot" in body and '<script src="http' not in body
+
+
+def test_lesson_link_round_trips(server, page):
+    open_page(page, f"{server}/lesson" + q(model="minilm", step="Word sense"))
+    assert visible(page, "Step 7 of 8: Word sense")
+    page.get_by_role("button", name="Next →").click()
+    assert visible(page, "Step 8 of 8: Next sentence")
+    page.wait_for_function("() => location.search.includes('step=Next')", timeout=30_000)
+    shot(page, "8-lesson")
+
+
+def test_presenter_mode(server, page):
+    open_page(page, f"{server}/lesson" + q(model="minilm", present="true"))
+    size = page.evaluate("() => getComputedStyle(document.querySelector('h1')).fontSize")
+    assert float(size.rstrip("px")) >= 48
+    shot(page, "9-presenter-mode")

@@ -44,7 +44,7 @@ def bertviz(build) -> None:
 
 if view == "Heatmap":
     layer, head = lab_ui.layer_head(result)
-    st.plotly_chart(
+    lab_ui.chart(
         figures.attention_heatmap(tokens, run.attentions[layer, head], title=f"layer {layer}, head {head} ({kind})"),
         key="heatmap",
     )
@@ -66,7 +66,7 @@ elif view == "All heads":
     st.image(attention_views.thumbnails(run.attentions), width="content")
 elif view == "Statistics":
     stat = st.selectbox("Statistic", HEAD_STATS, format_func=figures.STAT_NAMES.get, key="stat", bind="query-params")
-    st.plotly_chart(figures.head_stat_grid(run, stat), key="stat_grid")
+    lab_ui.chart(figures.head_stat_grid(run, stat), key="stat_grid")
     frame = pd.DataFrame(
         [
             {"layer": l, "head": h, **{figures.STAT_NAMES[s]: round(float(run.head_stats[s][l, h]), 4) for s in HEAD_STATS}}
@@ -81,5 +81,5 @@ else:
         "identity, and multiply layer by layer, estimating how much each input token flows into each position."
     )
     upto = st.slider("Through layer", 0, result.model.layers - 1, result.model.layers - 1, key="rollout_layer")
-    st.plotly_chart(figures.rollout_heatmap(tokens, run, upto), key="rollout")
+    lab_ui.chart(figures.rollout_heatmap(tokens, run, upto), key="rollout")
 lab_ui.notes(result)

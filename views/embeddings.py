@@ -25,6 +25,6 @@ if e.max_abs_diff <= 1e-5:
     c2.success("The three parts add up to exactly what the model feeds its first layer.")
 else:
     c2.error("The decomposition does not match the model's embedding output.")
-st.plotly_chart(figures.embedding_norms(result.tokens, e), key="norms")
-st.plotly_chart(figures.embeddings_heatmaps(result.tokens, e), key="embeddings")
+lab_ui.chart(figures.embedding_norms(result.tokens, e), key="norms")
+lab_ui.chart(figures.embeddings_heatmaps(result.tokens, e), key="embeddings")
 lab_ui.notes(result)

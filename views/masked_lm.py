@@ -1,7 +1,7 @@
 import streamlit as st
 
 import lab_ui
-from bertlab import figures, logit_lens, mask_each_token
+from bertlab import figures, logit_lens, mask_each_token, rank_guess
 
 lab_ui.header(
     "Masked language model",
@@ -23,23 +23,37 @@ if "mlm" not in loaded.info.heads_available:
     st.stop()
 
 base = lab_ui.encoding()
-choices = [t.position for t in base.tokens if not t.special]
+choices = {f"{t.position}:{t.text}": t.position for t in base.tokens if not t.special}
+# labels are the options themselves, so the URL holds them (?masked=2:cat) and a link reproduces the view
 masked = st.multiselect(
-    "Mask these tokens",
-    choices,
-    key="masked",
-    format_func=lambda p: f"{base.tokens[p].text} (position {p})",
-    help="Each chosen token is replaced by [MASK] before the forward pass.",
+    "Mask these tokens", list(choices), key="masked", bind="query-params",
+    help="position:piece. Each chosen token is replaced by [MASK] before the forward pass.",
 )
 top_k = st.slider("Top-k", 1, 20, 5, key="top_k")
-result = lab_ui.analysis(masked=tuple(p for p in masked if p in choices), top_k=top_k)
+result = lab_ui.analysis(masked=tuple(choices[m] for m in masked if m in choices), top_k=top_k)
 
+predict_first = st.toggle(
+    "Predict, then reveal", key="predict", bind="query-params",
+    help="Hide BERT's guesses until you have typed yours; then see where your guess ranks.",
+)
 if not result.mask_positions:
     st.info("There is no [MASK] yet: type [MASK] in the text, or pick tokens to mask above.")
 for position in result.mask_positions:
     original = base.tokens[position].text
     label = f"[MASK] at position {position}" + (f" (was “{original}”)" if original != "[MASK]" else "")
-    st.plotly_chart(
+    if predict_first:
+        guess = st.text_input(f"Your guess for {label}", key=f"guess{position}", placeholder="type a word, then Enter")
+        if not guess.strip():
+            st.caption("BERT's predictions stay hidden until you guess.")
+            continue
+        scored = lab_ui.guarded(lambda: rank_guess(loaded, result, position, guess))
+        st.success(
+            f"“{scored.text}” is BERT's guess number **{scored.rank:,}** of {loaded.info.vocab_size:,} "
+            f"(probability {scored.prob:.3f})"
+            + (f"; scored by its first WordPiece “{scored.token}”." if scored.pieces > 1 else "."),
+            icon="🎯",
+        )
+    lab_ui.chart(
         figures.prediction_bars({kind: run.mlm[position] for kind, run in result.runs.items()}, label),
         key=f"mlm{position}",
     )
@@ -54,14 +68,14 @@ show_each = c1.toggle("Mask each token", key="mask_each", bind="query-params")
 each_kind = c2.radio("Mask type", ["bidirectional", "causal"], horizontal=True, key="each_kind", disabled=not show_each)
 if show_each:
     each = lab_ui.guarded(lambda: mask_each_token(loaded, result.encoding, kind=each_kind), spinner="Masking each token…")
-    st.plotly_chart(figures.mask_each_chart(result.tokens, each), key="mask_each_chart")
+    lab_ui.chart(figures.mask_each_chart(result.tokens, each), key="mask_each_chart")
 
 st.subheader("Logit lens")
-default = result.mask_positions[0] if result.mask_positions else choices[0]
+default = result.mask_positions[0] if result.mask_positions else next(iter(choices.values()), 0)
 position = st.selectbox(
     "Position", [t.position for t in result.tokens], index=default, key="lens_position",
     format_func=lambda p: f"{result.tokens[p].text} (position {p})",
 )
 lens = lab_ui.guarded(lambda: logit_lens(loaded, result, position, top_k=5))
-st.plotly_chart(figures.logit_lens_chart(lens, f"{result.tokens[position].text} (position {position})"), key="lens")
+lab_ui.chart(figures.logit_lens_chart(lens, f"{result.tokens[position].text} (position {position})"), key="lens")
 lab_ui.notes(result)

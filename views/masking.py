@@ -21,13 +21,13 @@ for col, kind in ((left, "bidirectional"), (right, "causal")):
     run = result.runs[kind]
     with col:
         st.markdown(f"#### {kind}")
-        st.plotly_chart(figures.mask_matrix(tokens, run.allowed, kind), key=f"mask_{kind}")
-        st.plotly_chart(
+        lab_ui.chart(figures.mask_matrix(tokens, run.allowed, kind), key=f"mask_{kind}")
+        lab_ui.chart(
             figures.attention_heatmap(tokens, run.attentions[layer, head], title=f"layer {layer}, head {head}"),
             key=f"attn_{kind}",
         )
 
-st.plotly_chart(figures.divergence_heatmap(tokens, result.bidirectional, result.causal), key="divergence")
+lab_ui.chart(figures.divergence_heatmap(tokens, result.bidirectional, result.causal), key="divergence")
 
 st.subheader("[MASK] predictions under each mask")
 if "mlm" not in result.model.heads_available:
@@ -36,7 +36,7 @@ elif not result.mask_positions:
     st.info("Type [MASK] in the text to compare the guesses: the causal model sees only the words before the blank.")
 else:
     for position in result.mask_positions:
-        st.plotly_chart(
+        lab_ui.chart(
             figures.prediction_bars({kind: run.mlm[position] for kind, run in result.runs.items()}, f"[MASK] at position {position}"),
             key=f"mlm_{position}",
         )

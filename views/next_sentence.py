@@ -31,5 +31,5 @@ if result.nsp is None:
     )
 else:
     st.metric("P(IsNext)", f"{result.nsp:.3f}")
-    st.plotly_chart(figures.nsp_gauge(result.nsp), key="nsp")
+    lab_ui.chart(figures.nsp_gauge(result.nsp), key="nsp")
 lab_ui.notes(result)

@@ -1,9 +1,8 @@
-import html
-
 import pandas as pd
 import streamlit as st
 
 import lab_ui
+from bertlab import figures
 
 lab_ui.header(
     "Tokenization",
@@ -17,34 +16,7 @@ lab_ui.header(
 encoding = lab_ui.encoding()
 tokens = encoding.tokens
 
-chips = []
-for t in tokens:
-    source = encoding.text if t.segment == 0 else (encoding.pair or "")
-    classes = ["chip", f"seg{t.segment}"]
-    classes += ["special"] if t.special else []
-    classes += ["cont"] if t.continuation else []
-    classes += ["unk"] if t.unknown else []
-    title = f"id {t.id} · position {t.position} · segment {'AB'[t.segment]}" + (
-        f" · characters {t.start}–{t.end}: “{source[t.start:t.end]}”" if t.end > t.start else ""
-    )
-    chips.append(
-        f'<span class="{" ".join(classes)}" title="{html.escape(title, quote=True)}">{html.escape(t.text)}'
-        f"<sub>{t.id}</sub></span>"
-    )
-st.html(
-    """<style>
-    .chips{display:flex;flex-wrap:wrap;gap:6px 4px;align-items:baseline;line-height:1.9;font-family:ui-monospace,Menlo,monospace;font-size:1.05rem}
-    .chip{border:2px solid;border-radius:8px;padding:2px 7px;margin:2px;white-space:nowrap}
-    .chip sub{opacity:.55;font-size:.65em;margin-left:3px}
-    .seg0{border-color:#2563eb;background:#dbeafe;color:#1e3a8a}
-    .seg1{border-color:#ea580c;background:#ffedd5;color:#7c2d12}
-    .special{background:#e5e7eb;border-color:#6b7280;color:#111827;font-weight:600}
-    .cont{border-style:dashed}
-    .unk{background:#fee2e2;border-color:#dc2626;color:#7f1d1d}
-    </style><div class="chips" data-testid="token-chips">"""
-    + "".join(chips)
-    + "</div>"
-)
+st.html(figures.token_chips(encoding))
 st.caption("Blue: segment A · orange: segment B · grey: special tokens · dashed: `##` continuation · red: `[UNK]`")
 
 c1, c2, c3, c4 = st.columns(4)

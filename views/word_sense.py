@@ -44,11 +44,13 @@ for i, (sentence, pieces) in enumerate(zip(result.sentences, result.pieces), sta
 
 layer = st.slider("Layer", 0, result.layers - 1, result.layers - 1, key="sense_layer")
 left, right = st.columns(2)
-left.plotly_chart(figures.similarity_heatmap(result, "bidirectional", layer), key="sim_bi")
-right.plotly_chart(figures.similarity_heatmap(result, "causal", layer), key="sim_causal")
-st.plotly_chart(figures.projection_scatter(result, layer), key="pca")
+with left:
+    lab_ui.chart(figures.similarity_heatmap(result, "bidirectional", layer), key="sim_bi")
+with right:
+    lab_ui.chart(figures.similarity_heatmap(result, "causal", layer), key="sim_causal")
+lab_ui.chart(figures.projection_scatter(result, layer), key="pca")
 c1, c2 = st.columns(2)
 n = len(result.sentences)
 i = c1.selectbox("Compare sentence", range(n), format_func=lambda k: f"S{k + 1}", key="pair_i")
 j = c2.selectbox("with sentence", range(n), index=min(1, n - 1), format_func=lambda k: f"S{k + 1}", key="pair_j")
-st.plotly_chart(figures.similarity_by_layer(result, i, j), key="by_layer")
+lab_ui.chart(figures.similarity_by_layer(result, i, j), key="by_layer")

@@ -1,0 +1,129 @@
+import streamlit as st
+
+import lab_ui
+from bertlab import attention_views, figures, senses
+
+STEPS = [
+    "Tokens",
+    "Three embeddings",
+    "Attention",
+    "Layers",
+    "Masked LM",
+    "Bidirectional vs causal",
+    "Word sense",
+    "Next sentence",
+]
+BANK = ["I went to the bank to deposit money.", "I went to the bank to catch some fish.", "The river bank was very scenic."]
+
+st.title("A guided lesson: BERT from text to meaning")
+st.markdown(
+    "BERT (Devlin et al., 2018) is a stack of Transformer **encoder** layers: BERT-base has 12 layers, hidden "
+    "size 768, 12 attention heads and a 3072-wide feed-forward block (110M parameters); BERT-large has 24, "
+    "1024, 16 and 4096 (340M). It reads at most 512 positions. Each step below runs on the text in the "
+    "sidebar, live."
+)
+step = st.segmented_control("Step", STEPS, key="step", default=STEPS[0], bind="query-params") or STEPS[0]
+index = STEPS.index(step)
+st.progress((index + 1) / len(STEPS), text=f"Step {index + 1} of {len(STEPS)}: {step}")
+
+
+def explain(text: str, notice: str) -> None:
+    st.markdown(text)
+    st.info(f"**What to notice:** {notice}", icon="👀")
+
+
+result = lab_ui.analysis()
+tokens = result.tokens
+loaded = lab_ui.model()
+
+if step == "Tokens":
+    explain(
+        "A fixed vocabulary of **WordPieces** (30,522 in the uncased English model) covers any text: a word it "
+        "does not hold whole is split, and continuation pieces start with `##`. The input is framed as `[CLS]` A "
+        "`[SEP]` (B `[SEP]`).",
+        "which words split into pieces, and the special tokens the model adds around your text.",
+    )
+    st.html(figures.token_chips(result.encoding))
+elif step == "Three embeddings":
+    explain(
+        "Each token becomes the sum of three learned vectors, a **token** embedding, a **segment** (A/B) "
+        "embedding and a **position** embedding (one per position up to 512), followed by LayerNorm.",
+        f"the sum after LayerNorm equals the model's own embedding output (largest difference here: "
+        f"{result.embeddings.max_abs_diff:.1e}).",
+    )
+    lab_ui.chart(figures.embedding_norms(tokens, result.embeddings), key="lesson_norms")
+elif step == "Attention":
+    explain(
+        "In every layer, each of the heads computes softmax(QKᵀ/√d): a row of weights per token over all tokens, "
+        "summing to 1, and mixes the tokens' values by them. Here are all heads of all layers at once.",
+        "heads with a sharp diagonal (attending to the previous or next token), and heads whose weight collects "
+        "on `[CLS]` or `[SEP]` (a column of dark tiles).",
+    )
+    st.image(attention_views.thumbnails(result.bidirectional.attentions), width="content")
+elif step == "Layers":
+    explain(
+        "A layer is attention then a feed-forward block, each wrapped **post-norm**: out = LayerNorm(F(x) + x). "
+        "The residual `+ x` keeps each token's vector, and each block adds a correction to it.",
+        "early layers change tokens little, middle layers most; special tokens behave differently.",
+    )
+    lab_ui.chart(figures.layer_change_heatmap(tokens, result.bidirectional), key="lesson_layers")
+elif step == "Masked LM":
+    explain(
+        "Pre-training task 1, the **masked language model**: 15% of tokens are chosen; 80% of those become "
+        "`[MASK]`, 10% a random token, 10% stay as they are, and BERT predicts the originals, using both sides.",
+        "put `[MASK]` in the text: the top guesses should fit both the words before and after it.",
+    )
+    if "mlm" not in result.model.heads_available:
+        st.warning(f"{result.model.name} has no MLM head; load a pretraining checkpoint such as bert-base-uncased.")
+    elif not result.mask_positions:
+        st.info("Type [MASK] somewhere in the text to see BERT's guesses.")
+    for position in result.mask_positions if "mlm" in result.model.heads_available else []:
+        lab_ui.chart(
+            figures.prediction_bars({kind: run.mlm[position] for kind, run in result.runs.items()}, f"[MASK] at position {position}"),
+            key=f"lesson_mlm{position}",
+        )
+elif step == "Bidirectional vs causal":
+    explain(
+        "BERT's mask lets every token see both sides. A GPT-style **causal** mask lets a token see only the left. "
+        "The same weights run under both masks here.",
+        "the causal mask is a triangle; where the hidden states differ most, the right-hand context mattered.",
+    )
+    left, right = st.columns(2)
+    with left:
+        lab_ui.chart(figures.mask_matrix(tokens, result.bidirectional.allowed, "bidirectional"), key="lesson_bi")
+    with right:
+        lab_ui.chart(figures.mask_matrix(tokens, result.causal.allowed, "causal"), key="lesson_causal")
+    lab_ui.chart(figures.divergence_heatmap(tokens, result.bidirectional, result.causal), key="lesson_div")
+elif step == "Word sense":
+    explain(
+        "Because every layer mixes in context, the vector for a word depends on its sentence: “bank” of money "
+        "and “bank” of a river drift apart, layer by layer.",
+        "under the causal mask the two “I went to the bank …” sentences share the left context, so “bank” is the "
+        "same vector (cosine 1.0) at every layer; bidirectionally the words after it pull them apart.",
+    )
+    sense = lab_ui.guarded(lambda: senses(loaded, "bank", BANK), spinner="Running BERT on three sentences…")
+    for i, sentence in enumerate(BANK, start=1):
+        st.caption(f"S{i}: {sentence}")
+    lab_ui.chart(figures.similarity_by_layer(sense, 0, 1), key="lesson_sense")
+else:
+    explain(
+        "Pre-training task 2, **next sentence prediction**: for half the pairs B really followed A (IsNext), for "
+        "half it was a random sentence. A head on the pooled `[CLS]` vector predicts which. BERT was pre-trained "
+        "on BooksCorpus (800M words) and English Wikipedia (2,500M words).",
+        "add a second sentence in the sidebar: a real continuation should score higher than an unrelated one.",
+    )
+    if result.nsp is None:
+        st.warning(f"{result.model.name} has no NSP head; BERT pretraining checkpoints such as bert-base-uncased have one.")
+    else:
+        st.metric("P(IsNext)", f"{result.nsp:.3f}")
+        lab_ui.chart(figures.nsp_gauge(result.nsp), key="lesson_nsp")
+
+def go(to: int) -> None:
+    st.session_state.step = STEPS[to]
+
+
+back, _, forward = st.columns([1, 4, 1])
+if index > 0:
+    back.button("← Back", key="lesson_back", on_click=go, args=(index - 1,))
+if index < len(STEPS) - 1:
+    forward.button("Next →", key="lesson_next", on_click=go, args=(index + 1,))
