@@ -8,8 +8,8 @@ st.set_page_config(page_title="bertlab", page_icon="🔬", layout="wide", initia
 import lab_ui  # noqa: E402  (after set_page_config)
 
 PAGES = [
-    st.Page("views/lesson.py", title="Guided lesson", icon="🎓", url_path="lesson"),
-    st.Page("views/tokens.py", title="Tokenization", icon="🧩", url_path="tokens", default=True),
+    st.Page("views/lesson.py", title="Guided lesson", icon="🎓", url_path="lesson", default=True),
+    st.Page("views/tokens.py", title="Tokenization", icon="🧩", url_path="tokens"),
     st.Page("views/embeddings.py", title="Embeddings", icon="➕", url_path="embeddings"),
     st.Page("views/attention.py", title="Attention", icon="🔗", url_path="attention"),
     st.Page("views/masked_lm.py", title="Masked LM", icon="🎭", url_path="masked-lm"),
@@ -18,6 +18,7 @@ PAGES = [
     st.Page("views/next_sentence.py", title="Next sentence", icon="⏭️", url_path="next-sentence"),
 ]
 
+# The default page is served at "/" (its url_path is ignored), so it is the lesson: every other page keeps its link.
 page = st.navigation(PAGES)
 lab_ui.sidebar()
 page.run()

@@ -12,7 +12,6 @@ import copy
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,16 +26,14 @@ import torch
 from .analysis import analyze_encoding
 from .loading import LoadedModel, random_model
 from .mlm import mask_each_token
+from .browser import CHROMIUM, FLAGS, ROOT, AppServer, wait_idle
 from .tokens import encode
 
-ROOT = Path(__file__).resolve().parent.parent
 WORDS = (
     "the students asked why the model could see both sides of every word while the other saw only the "
     "left side and so they typed new sentences into the laboratory to watch attention move between layers "
     "and heads as the teacher explained masked language modelling with examples from banks rivers and fish"
 ).split()
-CHROMIUM = os.environ.get("BERTLAB_CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def text_of(tokens: int, mask: bool = True) -> str:
@@ -105,50 +102,6 @@ def measure_engine(loaded: LoadedModel, repeats: int) -> dict:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class AppServer:
-    """A real `streamlit run app.py` on 127.0.0.1, stopped on exit."""
-
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-             "--server.address", "127.0.0.1", "--server.port", str(self.port), "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-
-    def __enter__(self) -> "AppServer":
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2).status == 200:
-                    return self
-            except OSError:
-                time.sleep(0.5)
-        self.__exit__()
-        raise RuntimeError("streamlit did not start")
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-def _wait_idle(page, timeout_ms: int = 120_000) -> None:
-    page.wait_for_selector("[data-testid=stMainBlockContainer] h1", timeout=timeout_ms)
-    page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=timeout_ms)
-
-
 def measure_browser(model: str) -> dict:
     """P3 (bytes the attention page receives) and P5 (typing to drawn views), in Chromium."""
     from playwright.sync_api import sync_playwright
@@ -161,13 +114,13 @@ def measure_browser(model: str) -> dict:
         query = lambda **kw: "?" + urllib.parse.urlencode({"model": model, **kw})  # noqa: E731
         # warm the process: the model load and imports are not what P3/P5 measure
         page.goto(f"{server.url}/attention" + query(text="warm up"))
-        _wait_idle(page)
+        wait_idle(page)
         for tokens in (128, 512):
             per_view = {}
             for view in ATTENTION_VIEWS:
                 meter.reset()
                 page.goto(f"{server.url}/attention" + query(text=text_of(tokens), view=view))
-                _wait_idle(page)
+                wait_idle(page)
                 page.wait_for_timeout(500)
                 per_view[view] = meter.bytes
             out[f"p3_bytes_{tokens}"] = max(per_view.values())
@@ -212,7 +165,7 @@ def _typing_latency(page, url: str, query: Callable[..., str], repeats: int = 3)
     times = []
     for page_name in ("attention", "masked-lm"):
         page.goto(f"{url}/{page_name}" + query(text=text_of(34)))
-        _wait_idle(page)
+        wait_idle(page)
         page.wait_for_function(f"() => ({PLOT_SIGNATURE})().length > 0", timeout=60_000)
         for r in range(repeats):
             words = text_of(34).split()
@@ -284,7 +237,7 @@ def run_bench(size: str = "bert-base", device: str | None = None, repeats: int =
     result.update(measure_engine(loaded, repeats))
     result["p4_ms"] = None
     if loaded.device.type == "cuda":
-        result["p4_ms"] = measure_gpu(size)
+        result["p4_ms"], result["p4_half_precision"] = measure_gpu(size)
     else:
         result["notes"].append("p4_ms: no CUDA GPU on this machine; run the bench on a GPU with --device cuda.")
     del loaded
@@ -305,11 +258,39 @@ def run_bench(size: str = "bert-base", device: str | None = None, repeats: int =
     return result
 
 
-def measure_gpu(size: str, tokens: int = 512) -> float:
-    """P4: the full analysis at `tokens` tokens under both masks on the GPU, in milliseconds."""
+HALF_TOLERANCE = {"attention": 2e-2, "hidden_cosine": 0.99}
+"""Half precision passes when every attention weight is within 0.02 of float32's and every hidden state
+keeps cosine >= 0.99 with float32's (a random-init model: real checkpoints are usually closer)."""
+
+
+def measure_gpu(size: str, tokens: int = 512) -> tuple[float, dict]:
+    """P4: the full analysis at `tokens` tokens under both masks on the GPU (ms), and half precision vs float32."""
     loaded = random_model(size, "cuda")
     enc = encode(loaded, text_of(tokens))
-    return 1000 * median_seconds(lambda: analyze_encoding(loaded, enc), repeats=10, warmup=3)
+    ms = 1000 * median_seconds(lambda: analyze_encoding(loaded, enc), repeats=10, warmup=3)
+    reference = analyze_encoding(loaded, enc)
+    del loaded
+    agreement = {}
+    for dtype in ("float16", "bfloat16"):
+        agreement[dtype] = half_agreement(reference, analyze_encoding(random_model(size, "cuda", dtype), enc))
+    return ms, agreement
+
+
+def half_agreement(reference, half) -> dict:
+    """How far a half-precision analysis is from float32's, and whether it is within HALF_TOLERANCE."""
+    import numpy as np
+
+    attention = max(float(np.abs(half.runs[k].attentions - reference.runs[k].attentions).max()) for k in reference.runs)
+    cosines = []
+    for k in reference.runs:
+        a, b = reference.runs[k].hidden_states, half.runs[k].hidden_states
+        cosines.append(float(((a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))).min()))
+    hidden = min(cosines)
+    return {
+        "attention_max_abs_diff": attention,
+        "hidden_min_cosine": hidden,
+        "within_tolerance": attention <= HALF_TOLERANCE["attention"] and hidden >= HALF_TOLERANCE["hidden_cosine"],
+    }
 
 
 def main(args) -> int:

@@ -11,6 +11,8 @@ import random
 import statistics
 import time
 
+from .browser import CHROMIUM, FLAGS
+
 PAGES = ["Tokenization", "Embeddings", "Attention", "Bidirectional vs causal", "Word sense", "Next sentence"]
 SENTENCES = [
     "I went to the bank to deposit money.",
@@ -20,7 +22,6 @@ SENTENCES = [
     "Students typed <b>anything</b> they liked 🙂",
     "Attention heads look left and right in BERT.",
 ]
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 IDLE = "() => document.querySelector('[data-testid=stApp]')?.dataset.testScriptState === 'notRunning'"
 
 
@@ -124,7 +125,7 @@ def _rss_mb(pid: int | None) -> float | None:
     return round(psutil.Process(pid).memory_info().rss / 2**20, 1)
 
 
-def run_load(url: str, model: str = "minilm", sessions: int = 30, seconds: float = 60.0, chromium: str = "/usr/bin/chromium",
+def run_load(url: str, model: str = "minilm", sessions: int = 30, seconds: float = 60.0, chromium: str = CHROMIUM,
              server_pid: int | None = None) -> dict:
     """Run the sessions; returns actions, errors, median/p95 seconds to result and the server's memory."""
     return asyncio.run(_run(url, model, sessions, seconds, chromium, server_pid))

@@ -28,3 +28,18 @@ def test_bench_text_has_the_asked_length(minilm):
 
     for n in (34, 64, 128, 512):
         assert len(encode(minilm, text_of(n))) == n
+
+
+def test_bfloat16_matches_float32_within_the_stated_tolerance():
+    """The half-precision check P4 applies on a GPU, here with bfloat16 on the CPU."""
+    from bertlab import encode
+    from bertlab.analysis import analyze_encoding
+    from bertlab.bench import half_agreement
+    from bertlab.loading import random_model
+
+    full = random_model("bert-mini", "cpu")
+    half = random_model("bert-mini", "cpu", "bfloat16")
+    enc = encode(full, text_of(64))
+    reference, result = analyze_encoding(full, enc), analyze_encoding(half, enc)
+    assert (result.causal.attentions[..., ~result.causal.allowed] == 0).all()
+    assert half_agreement(reference, result)["within_tolerance"], half_agreement(reference, result)

@@ -6,58 +6,23 @@ to a host other than 127.0.0.1 fails the test. Screenshots land in docs/screensh
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from bertlab.browser import CHROMIUM, FLAGS, AppServer, wait_idle
+
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM = os.environ.get("BERTLAB_CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (./lab installs it)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server():
-    port = _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start: " + (proc.stdout.read() if proc.stdout else ""))
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with AppServer() as app:
+        yield app.url
 
 
 @pytest.fixture(scope="module")
@@ -93,10 +58,10 @@ def page(browser):
 
 def open_page(pg, url: str) -> None:
     pg.goto(url)
-    pg.wait_for_selector("[data-testid=stMainBlockContainer] h1", timeout=90_000)
-    pg.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=90_000)
+    wait_idle(pg, 90_000)
     pg.wait_for_timeout(500)
     assert pg.locator("[data-testid=stException]").count() == 0
+    assert pg.locator("[data-testid=stDialog]").count() == 0, pg.locator("[data-testid=stDialog]").inner_text()
 
 
 def shot(pg, name: str) -> None:
@@ -238,16 +203,34 @@ def test_exports_are_valid_files(server, page, tiny, tmp_path):
 
 
 def test_lesson_link_round_trips(server, page):
-    open_page(page, f"{server}/lesson" + q(model="minilm", step="Word sense"))
+    open_page(page, f"{server}/" + q(model="minilm", step="Word sense"))
     assert visible(page, "Step 7 of 8: Word sense")
     page.get_by_role("button", name="Next →").click()
     assert visible(page, "Step 8 of 8: Next sentence")
     page.wait_for_function("() => location.search.includes('step=Next')", timeout=30_000)
+    page.wait_for_timeout(300)
+    wait_idle(page)
+    assert visible(page, "next sentence prediction")
     shot(page, "8-lesson")
 
 
 def test_presenter_mode(server, page):
-    open_page(page, f"{server}/lesson" + q(model="minilm", present="true"))
+    open_page(page, f"{server}/" + q(model="minilm", present="true"))
     size = page.evaluate("() => getComputedStyle(document.querySelector('h1')).fontSize")
     assert float(size.rstrip("px")) >= 48
     shot(page, "9-presenter-mode")
+
+
+def test_table_downloads_as_csv(server, page, tmp_path):
+    import pandas as pd
+
+    # Streamlit saves through the File System Access picker where Chromium offers one; headless, take the
+    # ordinary download it falls back to.
+    page.add_init_script("delete window.showSaveFilePicker")
+    open_page(page, f"{server}/tokens" + q(model="minilm", text="the cats sat, unbelievably."))
+    table = page.locator("[data-testid=stDataFrame]").first
+    table.hover()
+    with page.expect_download() as csv:
+        page.get_by_role("button", name="Download as CSV").first.click()
+    frame = pd.read_csv(csv.value.path())
+    assert list(frame["piece"])[:3] == ["[CLS]", "the", "cats"] and list(frame["piece"])[-1] == "[SEP]"

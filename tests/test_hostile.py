@@ -174,6 +174,7 @@ def test_html_in_the_text_stays_text(places):
     case = Case("html", text='<img src=x onerror="alert(1)"><script>alert(2)</script> cat')
     at = start(case, places)
     at.run()
+    at.switch_page(PAGES[0]).run()
     chips = next(h.proto.body for h in at.get("html"))
     assert "<img" not in chips and "<script" not in chips
     assert "&lt;" in chips
@@ -205,6 +206,8 @@ def test_sessions_do_not_see_each_other(places):
     b = start(Case("b", text="a dog!"), places)
     a.run()
     b.run()
+    a.switch_page(PAGES[0]).run()
+    b.switch_page(PAGES[0]).run()
     a.session_state["text"] = ""
     a.run()
     b.run()
