@@ -223,28 +223,39 @@ def logit_lens_chart(lens: list[list[Prediction]], position_label: str) -> go.Fi
     return fig
 
 
-def divergence_heatmap(tokens: Sequence[Token], a: MaskRun, b: MaskRun) -> go.Figure:
-    """1 - cosine(bidirectional, causal) per layer and token: where does seeing the right side matter?"""
-    x, y = a.hidden_states, b.hidden_states
-    cos = (x * y).sum(-1) / (np.linalg.norm(x, axis=-1) * np.linalg.norm(y, axis=-1) + 1e-12)
+def _cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """1 − cosine between matching vectors of a and b (last axis)."""
+    cos = (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1) + 1e-12)
+    return (1 - cos).astype(np.float32)
+
+
+def _layer_token_heatmap(tokens: Sequence[Token], z: np.ndarray, first_layer: int, colorscale: str, title: str, layer_title: str) -> go.Figure:
     fig = go.Figure(
         go.Heatmap(
-            z=1 - cos,
+            z=z,
             x=list(range(len(tokens))),
-            y=list(range(x.shape[0])),
-            colorscale="Reds",
+            y=list(range(first_layer, first_layer + z.shape[0])),
+            colorscale=colorscale,
             zmin=0,
-            hovertemplate="layer %{y}, token %{x}<br>1 - cosine = %{z:.4f}<extra></extra>",
+            hovertemplate="layer %{y}, token %{x}<br>1 − cosine = %{z:.4f}<extra></extra>",
         )
     )
     _token_axis(fig, tokens, "x")
     fig.update_layout(
-        title="how far the hidden states move apart: 1 − cosine(bidirectional, causal)",
-        yaxis=dict(title="layer (0 = embeddings)", autorange="reversed"),
-        height=160 + 26 * x.shape[0],
+        title=title,
+        yaxis=dict(title=layer_title, autorange="reversed"),
+        height=160 + 26 * z.shape[0],
         margin=dict(l=10, r=10, t=50, b=10),
     )
     return fig
+
+
+def divergence_heatmap(tokens: Sequence[Token], a: MaskRun, b: MaskRun) -> go.Figure:
+    """1 − cosine(bidirectional, causal) per layer and token: where does seeing the right side matter?"""
+    return _layer_token_heatmap(
+        tokens, _cosine_distance(a.hidden_states, b.hidden_states), 0, "Reds",
+        "how far the hidden states move apart: 1 − cosine(bidirectional, causal)", "layer (0 = embeddings)",
+    )
 
 
 def similarity_heatmap(result: Senses, kind: str, layer: int) -> go.Figure:
@@ -354,23 +365,7 @@ def token_chips(encoding: Encoding) -> str:
 def layer_change_heatmap(tokens: Sequence[Token], run: MaskRun) -> go.Figure:
     """1 − cosine(hidden after layer l, hidden before it): how much each post-norm block rewrites each token."""
     h = run.hidden_states
-    before, after = h[:-1], h[1:]
-    cos = (before * after).sum(-1) / (np.linalg.norm(before, axis=-1) * np.linalg.norm(after, axis=-1) + 1e-12)
-    fig = go.Figure(
-        go.Heatmap(
-            z=(1 - cos).astype(np.float32),
-            x=list(range(len(tokens))),
-            y=list(range(1, h.shape[0])),
-            colorscale="Purples",
-            zmin=0,
-            hovertemplate="layer %{y}, token %{x}<br>1 − cosine = %{z:.3f}<extra></extra>",
-        )
+    return _layer_token_heatmap(
+        tokens, _cosine_distance(h[1:], h[:-1]), 1, "Purples",
+        "how much each layer rewrites each token: 1 − cosine(output, input)", "layer",
     )
-    _token_axis(fig, tokens, "x")
-    fig.update_layout(
-        title="how much each layer rewrites each token: 1 − cosine(output, input)",
-        yaxis=dict(title="layer", autorange="reversed"),
-        height=160 + 26 * (h.shape[0] - 1),
-        margin=dict(l=10, r=10, t=50, b=10),
-    )
-    return fig
