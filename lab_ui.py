@@ -234,6 +234,13 @@ h1 { font-size: 3.2rem !important; } h2, h3 { font-size: 2.2rem !important; }
 </style>"""
 
 
+def image(png: bytes, key: str) -> None:
+    """A server-rendered PNG with its download."""
+    st.image(png, width="content")
+    st.download_button("PNG", png, file_name=f"bertlab-{key}.png", mime="image/png", type="tertiary",
+                       icon=":material/download:", on_click="ignore", key=f"{key}_png")
+
+
 def chart(fig, key: str) -> None:
     """A plotly chart with PNG download (plotly's own toolbar, no server round trip) and HTML on demand."""
     if presenting():

@@ -63,10 +63,7 @@ elif view == "All heads":
         "Every head at once, rows = layers, columns = heads; each tile is that head's (query × key) attention, "
         "darker = more weight, scaled per tile. Pick one with the sliders in the heatmap view."
     )
-    grid = attention_views.thumbnails(run.attentions)
-    st.image(grid, width="content")
-    st.download_button("PNG", grid, file_name=f"bertlab-all-heads-{kind}.png", mime="image/png", type="tertiary",
-                       icon=":material/download:", on_click="ignore", key="thumbnails_png")
+    lab_ui.image(attention_views.thumbnails(run.attentions), key=f"all-heads-{kind}")
 elif view == "Statistics":
     stat = st.selectbox("Statistic", HEAD_STATS, format_func=figures.STAT_NAMES.get, key="stat", bind="query-params")
     lab_ui.chart(figures.head_stat_grid(run, stat), key="stat_grid")

@@ -59,7 +59,7 @@ elif step == "Attention":
         "heads with a sharp diagonal (attending to the previous or next token), and heads whose weight collects "
         "on `[CLS]` or `[SEP]` (a column of dark tiles).",
     )
-    st.image(attention_views.thumbnails(result.bidirectional.attentions), width="content")
+    lab_ui.image(attention_views.thumbnails(result.bidirectional.attentions), key="lesson-all-heads")
 elif step == "Layers":
     explain(
         "A layer is attention then a feed-forward block, each wrapped **post-norm**: out = LayerNorm(F(x) + x). "
