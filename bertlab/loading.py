@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -211,20 +211,12 @@ def load_model(
 
 def as_fallback(packaged: LoadedModel, requested: str) -> LoadedModel:
     """The packaged model standing in for `requested`, with a notice; it shares the packaged model's weights."""
-    from dataclasses import replace
-
     notice = (
         f"'{requested}' could not be loaded: the Hugging Face Hub cannot be reached and it is not in the local cache. "
         f"Using the packaged offline model instead: all-MiniLM-L6-v2, a real pretrained BERT encoder with "
         f"{packaged.info.layers} layers, {packaged.info.hidden_size} hidden and {packaged.info.heads} heads, but no MLM or NSP head."
     )
     return replace(packaged, info=replace(packaged.info, notice=notice))
-
-
-def _replace(info: ModelInfo, **changes: object) -> ModelInfo:
-    from dataclasses import replace
-
-    return replace(info, **changes)
 
 
 def random_model(size: str, device: str | None = None, dtype: str = "float32") -> LoadedModel:
@@ -245,9 +237,7 @@ def random_model(size: str, device: str | None = None, dtype: str = "float32") -
     torch.random.set_rng_state(generator_state)
     model.to(device_obj, DTYPES[dtype]).eval()
     loaded = _wrap(f"{RANDOM_PREFIX}{size}", config, tokenizer, model, ("mlm", "nsp"), device_obj, dtype)
-    loaded.info = _replace(
-        loaded.info, notice=f"Random weights with {size}'s shape: for timing and memory, not for meaning."
-    )
+    loaded.info = replace(loaded.info, notice=f"Random weights with {size}'s shape: for timing and memory, not for meaning.")
     return loaded
 
 
