@@ -105,6 +105,10 @@ class Analysis:
     def mask_positions(self) -> list[int]:
         return self.encoding.mask_positions
 
+    def predictions(self, position: int) -> dict[str, list[Prediction]]:
+        """The top-k at one [MASK], per mask type (empty lists without an MLM head)."""
+        return {kind: run.mlm.get(position, []) for kind, run in self.runs.items()}
+
     def to_dict(self) -> dict:
         """The JSON contract of `python -m bertlab analyze --json` (summaries, not the big arrays)."""
         return {
@@ -117,7 +121,7 @@ class Analysis:
             "mlm": [
                 {
                     "position": position,
-                    **{kind: [p.to_dict() for p in run.mlm.get(position, [])] for kind, run in self.runs.items()},
+                    **{kind: [p.to_dict() for p in preds] for kind, preds in self.predictions(position).items()},
                 }
                 for position in (self.mask_positions if "mlm" in self.model.heads_available else [])
             ],

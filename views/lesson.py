@@ -79,7 +79,7 @@ elif step == "Masked LM":
         st.info("Type [MASK] somewhere in the text to see BERT's guesses.")
     for position in result.mask_positions if "mlm" in result.model.heads_available else []:
         lab_ui.chart(
-            figures.prediction_bars({kind: run.mlm[position] for kind, run in result.runs.items()}, f"[MASK] at position {position}"),
+            figures.prediction_bars(result.predictions(position), f"[MASK] at position {position}"),
             key=f"lesson_mlm{position}",
         )
 elif step == "Bidirectional vs causal":

@@ -54,7 +54,7 @@ for position in result.mask_positions:
             icon="🎯",
         )
     lab_ui.chart(
-        figures.prediction_bars({kind: run.mlm[position] for kind, run in result.runs.items()}, label),
+        figures.prediction_bars(result.predictions(position), label),
         key=f"mlm{position}",
     )
 

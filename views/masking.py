@@ -37,7 +37,7 @@ elif not result.mask_positions:
 else:
     for position in result.mask_positions:
         lab_ui.chart(
-            figures.prediction_bars({kind: run.mlm[position] for kind, run in result.runs.items()}, f"[MASK] at position {position}"),
+            figures.prediction_bars(result.predictions(position), f"[MASK] at position {position}"),
             key=f"mlm_{position}",
         )
 lab_ui.notes(result)
