@@ -237,7 +237,7 @@ def run_bench(size: str = "bert-base", device: str | None = None, repeats: int =
     result.update(measure_engine(loaded, repeats))
     result["p4_ms"] = None
     if loaded.device.type == "cuda":
-        result["p4_ms"], result["p4_half_precision"] = measure_gpu(size)
+        result["p4_ms"], result["p4_half_precision"] = measure_gpu(loaded, size)
     else:
         result["notes"].append("p4_ms: no CUDA GPU on this machine; run the bench on a GPU with --device cuda.")
     del loaded
@@ -263,16 +263,14 @@ HALF_TOLERANCE = {"attention": 2e-2, "hidden_cosine": 0.99}
 keeps cosine >= 0.99 with float32's (a random-init model: real checkpoints are usually closer)."""
 
 
-def measure_gpu(size: str, tokens: int = 512) -> tuple[float, dict]:
+def measure_gpu(loaded: LoadedModel, size: str, tokens: int = 512) -> tuple[float, dict]:
     """P4: the full analysis at `tokens` tokens under both masks on the GPU (ms), and half precision vs float32."""
-    loaded = random_model(size, "cuda")
     enc = encode(loaded, text_of(tokens))
     ms = 1000 * median_seconds(lambda: analyze_encoding(loaded, enc), repeats=10, warmup=3)
     reference = analyze_encoding(loaded, enc)
-    del loaded
     agreement = {}
     for dtype in ("float16", "bfloat16"):
-        agreement[dtype] = half_agreement(reference, analyze_encoding(random_model(size, "cuda", dtype), enc))
+        agreement[dtype] = half_agreement(reference, analyze_encoding(random_model(size, loaded.device.type, dtype), enc))
     return ms, agreement
 
 
