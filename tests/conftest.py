@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import torch
@@ -44,36 +45,34 @@ def tiny_bert_config(**overrides) -> BertConfig:
     return BertConfig(**settings)
 
 
+def checkpoint(tmp_path_factory: pytest.TempPathFactory, name: str, seed: int, build: Callable[[], torch.nn.Module]) -> Path:
+    """A random-init model saved with its tokenizer, so it loads by path exactly like a real checkpoint."""
+    directory = tmp_path_factory.mktemp(name)
+    torch.manual_seed(seed)
+    build().save_pretrained(directory)
+    write_tokenizer(directory)
+    return directory
+
+
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A BERT with MLM and NSP heads (BertForPreTraining), random weights, on disk."""
-    directory = tmp_path_factory.mktemp("tiny-bert")
-    torch.manual_seed(0)
-    BertForPreTraining(tiny_bert_config()).save_pretrained(directory)
-    write_tokenizer(directory)
-    return directory
+    return checkpoint(tmp_path_factory, "tiny-bert", 0, lambda: BertForPreTraining(tiny_bert_config()))
 
 
 @pytest.fixture(scope="session")
 def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A bare BertModel checkpoint: no MLM, no NSP head."""
-    directory = tmp_path_factory.mktemp("tiny-encoder")
-    torch.manual_seed(1)
-    BertModel(tiny_bert_config()).save_pretrained(directory)
-    write_tokenizer(directory)
-    return directory
+    return checkpoint(tmp_path_factory, "tiny-encoder", 1, lambda: BertModel(tiny_bert_config()))
 
 
 @pytest.fixture(scope="session")
 def tiny_distilbert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("tiny-distilbert")
-    torch.manual_seed(2)
+    """A DistilBERT with its MLM head: no segment embeddings, no NSP head."""
     config = DistilBertConfig(
         vocab_size=len(VOCAB), dim=32, n_layers=2, n_heads=4, hidden_dim=64, max_position_embeddings=64, initializer_range=0.2
     )
-    DistilBertForMaskedLM(config).save_pretrained(directory)
-    write_tokenizer(directory)
-    return directory
+    return checkpoint(tmp_path_factory, "tiny-distilbert", 2, lambda: DistilBertForMaskedLM(config))
 
 
 @pytest.fixture(scope="session")
