@@ -6,6 +6,7 @@ must still work, and a second session must be unaffected.
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,7 +66,7 @@ CASES = [
     Case("corrupted weights", model="{corrupt}", error=bertlab.ModelLoadError, message="Cannot read"),
     Case("pickle-only weights", model="{pickle}", error=bertlab.PolicyError, message="pickle"),
     Case("hub unreachable, empty cache", model="bert-large-cased", env={"HF_HUB_OFFLINE": "1"}, error=bertlab.OfflineError, message="prefetch"),
-    Case("path traversal", model="../../etc/passwd", error=bertlab.ModelLoadError, message="is a file"),
+    Case("path traversal", model="{passwd}", error=bertlab.ModelLoadError, message="is a file"),
     Case("path traversal on a shared server", model="../../etc", env={"BERTLAB_ALLOWED_PATHS": "/srv/models"},
          error=bertlab.PolicyError, message="outside the folders"),
 ]
@@ -86,7 +87,9 @@ def places(tmp_path_factory, tiny_bert_dir) -> dict[str, str]:
     shutil.copytree(tiny_bert_dir, pickle)
     (pickle / "model.safetensors").unlink()
     (pickle / "pytorch_model.bin").write_bytes(b"pretend pickle")
-    return {"tiny": str(tiny_bert_dir), "tmp": str(root / "empty"), "gpt2": str(root / "gpt2"), "corrupt": str(corrupt), "pickle": str(pickle)}
+    return {"tiny": str(tiny_bert_dir), "tmp": str(root / "empty"), "gpt2": str(root / "gpt2"), "corrupt": str(corrupt), "pickle": str(pickle),
+            # A relative path that climbs to /etc/passwd from wherever the tests run (CI checks out deeper).
+            "passwd": os.path.relpath("/etc/passwd")}
 
 
 def model_name(case: Case, places: dict[str, str]) -> str:
