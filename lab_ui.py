@@ -130,8 +130,8 @@ CACHE_MB = int(os.environ.get("BERTLAB_CACHE_MB", "256"))
 def _analyses() -> tuple[cachetools.LRUCache, threading.Lock]:
     """Analyses shared by every session of this process, least recently used out first, within CACHE_MB.
 
-    A 512-token analysis of BERT-base holds ~350 MB of attention weights, so the bound is in bytes,
-    not entries (st.cache_data would also pickle a copy per read)."""
+    Entries are compact (float16 attentions): a 512-token analysis of BERT-base still holds ~200 MB,
+    so the bound is in bytes, not entries (st.cache_data would also pickle a copy per read)."""
     return cachetools.LRUCache(maxsize=CACHE_MB * 2**20, getsizeof=lambda a: a.nbytes), threading.Lock()
 
 
@@ -145,7 +145,7 @@ def _analysis(loaded: bertlab.LoadedModel, text: str, pair: str, masked: tuple[i
     encoding = encode(loaded, text, pair or None)
     if masked:
         encoding = with_masks(loaded, encoding, masked)
-    result = analyze_encoding(loaded, encoding, top_k=top_k)
+    result = analyze_encoding(loaded, encoding, top_k=top_k).compact()
     with lock:
         if result.nbytes <= cache.maxsize:
             cache[key] = result

@@ -9,7 +9,7 @@ figure builders and pages never call the model again.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator
 
 import numpy as np
@@ -88,6 +88,16 @@ class Analysis:
         for run in self.runs.values():
             arrays += [run.allowed, run.attentions, run.hidden_states, run.rollout, *run.head_stats.values()]
         return sum(a.nbytes for a in arrays)
+
+    def compact(self) -> Analysis:
+        """A copy with attention and rollout weights in float16, for caches: they are most of the bytes
+        (BERT-base at 512 tokens: 330 of 360 MB), and float16's ~3 significant digits are more than any
+        view shows. Exact zeros (the causal mask) stay exact; hidden states stay float32 for cosines."""
+        half = {
+            kind: replace(run, attentions=run.attentions.astype(np.float16), rollout=run.rollout.astype(np.float16))
+            for kind, run in self.runs.items()
+        }
+        return replace(self, runs=half)
 
     @property
     def truncated(self) -> bool:

@@ -166,7 +166,7 @@ def thumbnails(attentions: np.ndarray, tile: int = 48, gap: int = 2) -> bytes:
     size = min(tile, length)
     edges = np.linspace(0, length, size + 1).astype(int)
     # average-pool each (query, key) matrix down to size x size
-    pooled = np.add.reduceat(np.add.reduceat(attentions, edges[:-1], axis=2), edges[:-1], axis=3)
+    pooled = np.add.reduceat(np.add.reduceat(attentions, edges[:-1], axis=2, dtype=np.float32), edges[:-1], axis=3)
     counts = np.diff(edges)
     pooled = pooled / counts[:, None] / counts[None, :]
     pooled = pooled / np.maximum(pooled.max(axis=(2, 3), keepdims=True), 1e-12)

@@ -119,3 +119,19 @@ def test_unknown_model_is_a_message_and_the_app_stays_usable():
     assert not at.exception
     at.selectbox(key="model").set_value("minilm").run()
     assert not at.exception and not at.error
+
+
+def test_one_analysis_per_text_shared_by_pages_and_cached_compact(tiny_bert_dir, monkeypatch):
+    import numpy as np
+
+    import lab_ui
+
+    runs = []
+    real = lab_ui.analyze_encoding
+    monkeypatch.setattr(lab_ui, "analyze_encoding", lambda *a, **k: runs.append(1) or real(*a, **k))
+    at = start(str(tiny_bert_dir), text="a sentence that no other test analyses.")
+    for page in ("views/attention.py", "views/masking.py", "views/embeddings.py", "views/attention.py"):
+        visit(at, page)
+    assert len(runs) == 1, "pages must share the cached analysis of the same text"
+    cache, _ = lab_ui._analyses()
+    assert cache and all(run.attentions.dtype == np.float16 for a in cache.values() for run in a.runs.values())

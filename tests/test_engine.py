@@ -180,6 +180,22 @@ def test_attention_rows_sum_to_one_and_causal_zeros_are_exact(any_model):
     assert (result.causal.allowed == ~above).all()
 
 
+def test_compact_analysis_is_smaller_and_keeps_what_views_read(tiny_bert):
+    result = bertlab.analyze(tiny_bert, TEXT)
+    small = result.compact()
+    saved = sum(run.attentions.nbytes + run.rollout.nbytes for run in result.runs.values()) / 2
+    assert result.nbytes - small.nbytes == saved
+    n = len(result.tokens)
+    above = np.triu(np.ones((n, n), dtype=bool), k=1)
+    assert (small.causal.attentions[..., above] == 0.0).all(), "float16 must keep the causal mask's zeros exact"
+    for kind, run in small.runs.items():
+        assert run.attentions.dtype == np.float16
+        np.testing.assert_allclose(run.attentions, result.runs[kind].attentions, atol=1e-3)
+        np.testing.assert_allclose(run.rollout, result.runs[kind].rollout, atol=1e-3)
+        np.testing.assert_array_equal(run.hidden_states, result.runs[kind].hidden_states)
+    assert result.bidirectional.attentions.dtype == np.float32, "compact() must not change the original"
+
+
 def test_additive_mask_blocks_with_most_negative_value():
     m = masks.additive(masks.allowed("causal", 3), torch.float32)
     assert m.shape == (1, 1, 3, 3)
