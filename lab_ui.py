@@ -235,9 +235,9 @@ h1 { font-size: 3.2rem !important; } h2, h3 { font-size: 2.2rem !important; }
 
 
 def image(png: bytes, key: str) -> None:
-    """A server-rendered PNG with its download."""
-    st.image(png, width="content")
-    st.download_button("PNG", png, file_name=f"bertlab-{key}.png", mime="image/png", type="tertiary",
+    """A server-rendered PNG with its download (sent only on click; shown as PNG, not re-encoded as JPEG)."""
+    st.image(png, width="content", output_format="PNG")
+    st.download_button("PNG", lambda: png, file_name=f"bertlab-{key}.png", mime="image/png", type="tertiary",
                        icon=":material/download:", on_click="ignore", key=f"{key}_png")
 
 

@@ -235,3 +235,15 @@ def test_table_downloads_as_csv(server, page, tmp_path):
         page.get_by_role("button", name="Download as CSV").first.click()
     frame = pd.read_csv(csv.value.path())
     assert list(frame["piece"])[:3] == ["[CLS]", "the", "cats"] and list(frame["piece"])[-1] == "[SEP]"
+
+
+def test_all_heads_image_is_a_png_and_downloads_on_click(server, page):
+    png_magic = b"\x89PNG\r\n\x1a\n"
+    fetched: list[bytes] = []
+    page.on("response", lambda r: fetched.append(r.body()[:8]) if "/media/" in r.url and "/static/" not in r.url else None)
+    open_page(page, f"{server}/attention" + q(model="minilm", text="The cat sat on the mat.", view="All heads"))
+    page.locator("[data-testid=stImage] img").first.wait_for(state="visible", timeout=30_000)
+    assert fetched == [png_magic], "one image, shown as PNG; the download travels only when asked for"
+    with page.expect_download() as png:
+        page.get_by_role("button", name="PNG").first.click()
+    assert Path(png.value.path()).read_bytes()[:8] == png_magic
