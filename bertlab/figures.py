@@ -223,12 +223,6 @@ def logit_lens_chart(lens: list[list[Prediction]], position_label: str) -> go.Fi
     return fig
 
 
-def _cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """1 − cosine between matching vectors of a and b (last axis)."""
-    cos = (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1) + 1e-12)
-    return (1 - cos).astype(np.float32)
-
-
 def _layer_token_heatmap(tokens: Sequence[Token], z: np.ndarray, first_layer: int, colorscale: str, title: str, layer_title: str) -> go.Figure:
     fig = go.Figure(
         go.Heatmap(
@@ -250,10 +244,11 @@ def _layer_token_heatmap(tokens: Sequence[Token], z: np.ndarray, first_layer: in
     return fig
 
 
-def divergence_heatmap(tokens: Sequence[Token], a: MaskRun, b: MaskRun) -> go.Figure:
-    """1 − cosine(bidirectional, causal) per layer and token: where does seeing the right side matter?"""
+def divergence_heatmap(tokens: Sequence[Token], distance: np.ndarray) -> go.Figure:
+    """1 − cosine(bidirectional, causal) per layer and token (`Analysis.divergence()`): where does seeing
+    the right side matter?"""
     return _layer_token_heatmap(
-        tokens, _cosine_distance(a.hidden_states, b.hidden_states), 0, "Reds",
+        tokens, distance, 0, "Reds",
         "how far the hidden states move apart: 1 − cosine(bidirectional, causal)", "layer (0 = embeddings)",
     )
 
@@ -362,10 +357,10 @@ def token_chips(encoding: Encoding) -> str:
     return CHIP_STYLE + '<div class="chips">' + "".join(chips) + "</div>"
 
 
-def layer_change_heatmap(tokens: Sequence[Token], run: MaskRun) -> go.Figure:
-    """1 − cosine(hidden after layer l, hidden before it): how much each post-norm block rewrites each token."""
-    h = run.hidden_states
+def layer_change_heatmap(tokens: Sequence[Token], change: np.ndarray) -> go.Figure:
+    """1 − cosine(hidden after layer l, hidden before it) (`MaskRun.layer_change()`): how much each
+    post-norm block rewrites each token."""
     return _layer_token_heatmap(
-        tokens, _cosine_distance(h[1:], h[:-1]), 1, "Purples",
+        tokens, change, 1, "Purples",
         "how much each layer rewrites each token: 1 − cosine(output, input)", "layer",
     )

@@ -14,6 +14,7 @@ import torch
 
 from . import masks
 from .analysis import run_encoder
+from .metrics import cosine_matrix
 from .errors import InputError, TargetNotFoundError
 from .loading import LoadedModel
 from .policy import policy
@@ -111,9 +112,8 @@ def senses(
     vectors, similarity, projection = {}, {}, {}
     for m, kind in enumerate(mask_types):
         v = pooled[m]
-        unit = torch.nn.functional.normalize(v, dim=-1)
         vectors[kind] = v.cpu().numpy()
-        similarity[kind] = (unit @ unit.transpose(1, 2)).clamp(-1, 1).cpu().numpy()
+        similarity[kind] = cosine_matrix(v).cpu().numpy()
         projection[kind] = _pca2(v).cpu().numpy()
     return Senses(target, sentences, pieces, spans, vectors, similarity, projection)
 

@@ -66,7 +66,7 @@ elif step == "Layers":
         "The residual `+ x` keeps each token's vector, and each block adds a correction to it.",
         "early layers change tokens little, middle layers most; special tokens behave differently.",
     )
-    lab_ui.chart(figures.layer_change_heatmap(tokens, result.bidirectional), key="lesson_layers")
+    lab_ui.chart(figures.layer_change_heatmap(tokens, result.bidirectional.layer_change()), key="lesson_layers")
 elif step == "Masked LM":
     explain(
         "Pre-training task 1, the **masked language model**: 15% of tokens are chosen; 80% of those become "
@@ -93,7 +93,7 @@ elif step == "Bidirectional vs causal":
         lab_ui.chart(figures.mask_matrix(tokens, result.bidirectional.allowed, "bidirectional"), key="lesson_bi")
     with right:
         lab_ui.chart(figures.mask_matrix(tokens, result.causal.allowed, "causal"), key="lesson_causal")
-    lab_ui.chart(figures.divergence_heatmap(tokens, result.bidirectional, result.causal), key="lesson_div")
+    lab_ui.chart(figures.divergence_heatmap(tokens, result.divergence()), key="lesson_div")
 elif step == "Word sense":
     explain(
         "Because every layer mixes in context, the vector for a word depends on its sentence: “bank” of money "
