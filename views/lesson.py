@@ -1,7 +1,7 @@
 import streamlit as st
 
 import lab_ui
-from bertlab import attention_views, figures, senses
+from bertlab import attention_views, figures
 
 STEPS = [
     "Tokens",
@@ -101,7 +101,7 @@ elif step == "Word sense":
         "under the causal mask the two “I went to the bank …” sentences share the left context, so “bank” is the "
         "same vector (cosine 1.0) at every layer; bidirectionally the words after it pull them apart.",
     )
-    sense = lab_ui.guarded(lambda: senses(loaded, "bank", BANK), spinner="Running BERT on three sentences…")
+    sense = lab_ui.senses(loaded, "bank", BANK)
     for i, sentence in enumerate(BANK, start=1):
         st.caption(f"S{i}: {sentence}")
     lab_ui.chart(figures.similarity_by_layer(sense, 0, 1), key="lesson_sense")
