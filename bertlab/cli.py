@@ -1,4 +1,4 @@
-"""Command line: `python -m bertlab analyze|senses|prefetch`. JSON output is a contract for scripts."""
+"""Command line: `python -m bertlab analyze|senses|head|layers|...`. JSON output is a contract for scripts."""
 
 from __future__ import annotations
 
@@ -31,6 +31,21 @@ def _parser() -> argparse.ArgumentParser:
     senses.add_argument("--target", required=True)
     senses.add_argument("sentences", nargs="+")
     model_options(senses)
+
+    head = sub.add_parser("head", help="one head step by step for one query token: q, k, v, q·k, scaled, masked, softmax, output")
+    head.add_argument("text")
+    head.add_argument("--layer", type=int, required=True)
+    head.add_argument("--head", type=int, required=True)
+    head.add_argument("--query", type=int, required=True, help="token position of the query (0 is [CLS])")
+    head.add_argument("--mask", default="bidirectional", choices=["bidirectional", "causal"])
+    head.add_argument("--pair", help="second sentence (segment B)")
+    model_options(head)
+
+    layers = sub.add_parser("layers", help="every layer sublayer by sublayer: norms of x, A, LayerNorm(A + x), F, output; top neurons")
+    layers.add_argument("text")
+    layers.add_argument("--mask", default="bidirectional", choices=["bidirectional", "causal"])
+    layers.add_argument("--pair", help="second sentence (segment B)")
+    model_options(layers)
 
     prefetch = sub.add_parser("prefetch", help="download checkpoints into the local cache for offline use")
     prefetch.add_argument("models", nargs="+")
@@ -77,6 +92,8 @@ def _run(args: argparse.Namespace) -> int:
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     if loaded.info.notice:
         print(f"notice: {loaded.info.notice}", file=sys.stderr)
+    if args.command in ("head", "layers"):
+        return _inside(loaded, args)
     if args.command == "analyze":
         from .analysis import analyze
 
@@ -89,6 +106,35 @@ def _run(args: argparse.Namespace) -> int:
         result = senses(loaded, args.target, args.sentences)
         data = result.to_dict()
         print(json.dumps(data) if args.json else _senses_text(data))
+    return 0
+
+
+def _inside(loaded, args: argparse.Namespace) -> int:
+    from .analysis import analyze
+    from .inside import head_steps, layer_steps
+    from .tokens import encode
+
+    if args.command == "head":
+        result = analyze(loaded, args.text, args.pair, mask_types=(args.mask,))
+        data = head_steps(loaded, result, args.layer, args.head, args.query, args.mask).to_dict()
+        if args.json:
+            print(json.dumps(data))
+        else:
+            print(f"layer {data['layer']}, head {data['head']}, query {data['query']} ({data['tokens'][data['query']]}), {data['mask']}")
+            print(f"{'key':>14} {'q·k':>9} {'scaled':>9} {'masked':>9} {'weight':>8}")
+            for token, raw, scaled, masked, weight in zip(data["tokens"], data["scores"], data["scaled"], data["masked"], data["weights"]):
+                shown = "blocked" if masked is None else f"{masked:9.3f}"
+                print(f"{token[:14]:>14} {raw:9.3f} {scaled:9.3f} {shown:>9} {weight:8.4f}")
+        return 0
+    steps = layer_steps(loaded, encode(loaded, args.text, args.pair), args.mask)
+    data = steps.to_dict()
+    if args.json:
+        print(json.dumps(data))
+    else:
+        print(f"mean norms per layer ({args.mask}): x, A, LayerNorm(A + x), F, output")
+        for entry in data["layers"]:
+            means = [sum(entry[k]) / len(entry[k]) for k in ("input_norm", "attention_norm", "after_attention_norm", "ffn_norm", "output_norm")]
+            print(f"layer {entry['layer']:2d}: " + "  ".join(f"{m:8.3f}" for m in means))
     return 0
 
 
