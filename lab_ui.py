@@ -343,3 +343,22 @@ def layer_head(result: Analysis, prefix: str = "") -> tuple[int, int]:
     layer = c1.slider("Layer", 0, layers - 1, key=f"{prefix}layer", bind="query-params")
     head = c2.slider("Head", 0, heads - 1, key=f"{prefix}head", bind="query-params")
     return layer, head
+
+
+def token_labels(tokens) -> list[str]:
+    """Token texts made unique (a repeated piece gets its position), because a URL-bound widget stores
+    the label, and duplicate labels would point to the last occurrence."""
+    counts: dict[str, int] = {}
+    for t in tokens:
+        counts[t.text] = counts.get(t.text, 0) + 1
+    return [t.text if counts[t.text] == 1 else f"{t.text} ({t.position})" for t in tokens]
+
+
+def token_picker(label: str, tokens, key: str, default: int = 1, help: str | None = None) -> int:
+    """Tap a token (pills wrap on a phone); bound to the URL by the token's label."""
+    labels = token_labels(tokens)
+    if not isinstance(st.session_state.get(key, 0), int) or st.session_state.get(key, 0) >= len(tokens):
+        st.session_state.pop(key, None)
+    chosen = st.pills(label, list(range(len(tokens))), key=key, default=min(default, len(tokens) - 1),
+                      format_func=labels.__getitem__, bind="query-params", help=help)
+    return 0 if chosen is None else int(chosen)

@@ -137,3 +137,50 @@ def test_head_and_layers_command_line_contracts(tiny_bert_dir, tiny_bert, capsys
     assert all(len(entry["output_norm"]) == n and len(entry["top_neurons"][0]) == 5 for entry in layers)
     assert main(["head", TEXT, "--layer", "9", "--head", "0", "--query", "0", "--model", str(tiny_bert_dir)]) == 2
     assert "layers 0-1" in capsys.readouterr().err
+
+
+def app(model: str, page: str, **params):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=60)
+    for key, value in dict(model=model, device="cpu", text=TEXT, pair="", **params).items():
+        at.session_state[key] = value
+    at.run()
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+@pytest.mark.parametrize("page", ["views/head.py", "views/layers.py"])
+@pytest.mark.parametrize("which", ["tiny_bert_dir", "tiny_distilbert_dir"])
+def test_inside_pages_render(page, which, request):
+    at = app(str(request.getfixturevalue(which)), page)
+    assert len(at.get("plotly_chart")) >= 3
+
+
+def test_head_page_follows_the_chosen_query_and_mask(tiny_bert_dir, tiny_bert):
+    at = app(str(tiny_bert_dir), "views/head.py", layer=1, head=2, query=3, mask="causal")
+    steps = next(c for c in at.get("plotly_chart") if "softmax" in c.proto.spec)
+    import json
+
+    bars = [t for t in json.loads(steps.proto.spec)["data"] if t["type"] == "bar"]
+    weights = bars[3]["y"]
+    own = bertlab.analyze(tiny_bert, TEXT).causal.attentions[1, 2, 3]
+    values = weights if isinstance(weights, list) else None
+    if values is None:  # plotly sends numpy arrays as base64 typed arrays
+        import base64
+
+        values = np.frombuffer(base64.b64decode(weights["bdata"]), dtype=weights["dtype"]).tolist()
+    np.testing.assert_allclose(values, own, atol=1e-3)
+    assert values[4:] == [0.0] * (len(own) - 4)
+    assert "blocked by the causal mask" in " ".join(c.value for c in at.caption)
+
+
+def test_lesson_attention_and_layers_steps_use_the_inside_views(tiny_bert_dir):
+    for step, title in (("Attention", "softmax"), ("Layers", "feed-forward")):
+        at = app(str(tiny_bert_dir), "views/lesson.py", step=step)
+        assert any(title in c.proto.spec for c in at.get("plotly_chart")), step
