@@ -154,21 +154,40 @@ class Intervention:
         return x
 
 
+def _ablate(context: torch.Tensor, ablated: torch.Tensor, mode: str) -> torch.Tensor:
+    """context (batch, head, token, d_head) with the heads marked in `ablated` (batch, head) removed: zeroed,
+    or replaced by their mean over tokens."""
+    keep = (~ablated).to(context.dtype)[:, :, None, None]
+    replacement = torch.zeros_like(context) if mode == "zero" else context.mean(dim=2, keepdim=True).expand_as(context)
+    return context * keep + replacement * (1 - keep)
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in ("zero", "mean"):
+        raise InputError(f"Unknown ablation mode '{mode}': choose zero or mean.")
+
+
 def ablate_heads(layer: int, heads: Iterable[int], mode: str = "zero", rows: Sequence[int] | None = None) -> Intervention:
     """Remove heads of one layer from its output: their slice of the context (the output projection's input)
     becomes zero, or its mean over tokens. transformers 5 has no `head_mask` argument; this edits what the
     model's own output projection reads, which is what `head_mask` used to zero."""
     chosen = sorted(set(heads))
-    if mode not in ("zero", "mean"):
-        raise InputError(f"Unknown ablation mode '{mode}': choose zero or mean.")
+    _check_mode(mode)
 
     def edit(context: torch.Tensor) -> torch.Tensor:  # (batch, head, token, d_head)
-        context = context.clone()
-        part = context[:, chosen]
-        context[:, chosen] = torch.zeros_like(part) if mode == "zero" else part.mean(dim=2, keepdim=True).expand_as(part)
-        return context
+        ablated = torch.zeros(context.shape[:2], dtype=torch.bool, device=context.device)
+        ablated[:, chosen] = True
+        return _ablate(context, ablated, mode)
 
     return Intervention(f"layer.{layer}.attn.context", edit, None if rows is None else tuple(rows), f"{mode} L{layer} H{chosen}")
+
+
+def ablate_by_row(layer: int, ablated: torch.Tensor, mode: str = "zero") -> Intervention:
+    """A different set of heads per batch row: `ablated[row, head]` (bool). One hook serves every row, so
+    ranking all heads is one batched pass instead of a loop of passes."""
+    _check_mode(mode)
+    return Intervention(f"layer.{layer}.attn.context", lambda context: _ablate(context, ablated.to(context.device), mode),
+                        label=f"{mode} L{layer} per row")
 
 
 def restrict_attention(layer: int, allowed: torch.Tensor, rows: Sequence[int] | None = None) -> Intervention:
