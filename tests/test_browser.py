@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bertlab.browser import CHROMIUM, FLAGS, AppServer, wait_idle
+from labtools.server import CHROMIUM, FLAGS, AppServer, wait_idle
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "docs" / "screenshots"
