@@ -48,39 +48,47 @@ def measure_app(model: str, browser: bool = True, analyses: int = 200) -> dict:
 
 
 def measure_browser(
-    model: str, url: str | None = None, tokens: tuple[int, ...] = (128, 512), views: tuple[str, ...] = ATTENTION_VIEWS,
-    repeats: int = 3,
+    model: str, url: str | None = None, browser=None, tokens: tuple[int, ...] = (128, 512),
+    views: tuple[str, ...] = ATTENTION_VIEWS, repeats: int = 3,
 ) -> dict:
     """P3 (bytes the attention page receives, per view) and P5 (typing to drawn views), in Chromium.
 
-    `url`: an app already running (a fresh one is started otherwise)."""
-    from contextlib import nullcontext
+    `url`: an app already running (else a fresh one is started); `browser`: a playwright Chromium already
+    launched (else one is)."""
+    from contextlib import ExitStack
 
-    from playwright.sync_api import sync_playwright
+    with ExitStack() as stack:
+        if url is None:
+            url = stack.enter_context(AppServer()).url
+        if browser is None:
+            from playwright.sync_api import sync_playwright
 
-    out: dict = {}
-    with (nullcontext() if url else AppServer()) as server, sync_playwright() as p:
-        base = url or server.url
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            browser = stack.enter_context(sync_playwright()).chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            stack.callback(browser.close)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        meter = ByteMeter(page)
-        query = lambda **kw: "?" + urllib.parse.urlencode({"model": model, **kw})  # noqa: E731
-        # warm the process: the model load and imports are not what P3/P5 measure
-        page.goto(f"{base}/attention" + query(text="warm up"))
-        wait_idle(page)
-        for n in tokens:
-            per_view = {}
-            for view in views:
-                meter.reset()
-                page.goto(f"{base}/attention" + query(text=text_of(n), view=view))
-                wait_idle(page)
-                page.wait_for_function(DRAWN, timeout=60_000)
-                page.evaluate("1")  # one round trip, so the CDP events of the last response are counted
-                per_view[view] = meter.bytes
-            out[f"p3_bytes_{n}"] = max(per_view.values())
-            out.setdefault("p3_bytes_by_view", {})[n] = per_view
-        out["p5_seconds"] = typing_latency(page, base, query, repeats)
-        browser.close()
+        stack.callback(page.close)
+        return _measure_page(page, url, model, tokens, views, repeats)
+
+
+def _measure_page(page, url: str, model: str, tokens: tuple[int, ...], views: tuple[str, ...], repeats: int) -> dict:
+    out: dict = {}
+    meter = ByteMeter(page)
+    query = lambda **kw: "?" + urllib.parse.urlencode({"model": model, **kw})  # noqa: E731
+    # warm the process: the model load and imports are not what P3/P5 measure
+    page.goto(f"{url}/attention" + query(text="warm up"))
+    wait_idle(page)
+    for n in tokens:
+        per_view = {}
+        for view in views:
+            meter.reset()
+            page.goto(f"{url}/attention" + query(text=text_of(n), view=view))
+            wait_idle(page)
+            page.wait_for_function(DRAWN, timeout=60_000)
+            page.evaluate("1")  # one round trip, so the CDP events of the last response are counted
+            per_view[view] = meter.bytes
+        out[f"p3_bytes_{n}"] = max(per_view.values())
+        out.setdefault("p3_bytes_by_view", {})[n] = per_view
+    out["p5_seconds"] = typing_latency(page, url, query, repeats)
     return out
 
 

@@ -116,6 +116,18 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="session")
+def app_server(chromium: str, tmp_path_factory: pytest.TempPathFactory):
+    """One real `streamlit run` of the app, offline, shared by the browser tests and the load smoke; its output
+    goes to `app_server.log` (a temporary file)."""
+    from labtools.server import AppServer
+
+    log = tmp_path_factory.mktemp("app-server") / "server.log"
+    with AppServer(log=log) as app:
+        app.log = log
+        yield app
+
+
+@pytest.fixture(scope="session")
 def reference(tiny_bert_dir: Path) -> Callable[..., dict]:
     """What `analyze --json` must say about the tiny BERT, computed independently of bertlab: tokens from the
     tokenizer, MLM top-k and P(IsNext) from a fresh BertForPreTraining's own forward pass (no attention mask:
