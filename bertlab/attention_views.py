@@ -114,6 +114,18 @@ def _compact(html: str, placeholder: list, attentions: np.ndarray) -> str:
     return code + call + rest.replace(marker, "[]")
 
 
+def _tokens_stay_in_script(html: str, tokens: Sequence[Token]) -> str:
+    """bertviz pastes the tokens into a <script> as JSON strings. A token holding `</script>` (a tokenizer that
+    keeps tags whole, e.g. added tokens) would end the script there, and the text after it would be parsed as
+    HTML. Inside a JavaScript string `<\\/` is the same text as `</`, so the view shows the token unchanged."""
+    for text in {t.text for t in tokens}:
+        quoted = json.dumps(text)
+        safe = quoted.replace("</", "<\\/").replace("<!--", "<\\!--")
+        if safe != quoted:
+            html = html.replace(quoted, safe)
+    return html
+
+
 def _offline(html: str) -> str:
     html = CDN_SCRIPT.sub("", html)
     return offline_scripts() + DECODER + html
@@ -140,7 +152,7 @@ def head_view(tokens: Sequence[Token], attentions: np.ndarray, layer: int = 0) -
     html = bertviz_head_view(
         attention=tensors, tokens=[t.text for t in tokens], layer=layer, include_layers=[layer], html_action="return"
     ).data
-    return _offline(_compact(html, [placeholder], attentions[layer : layer + 1]))
+    return _offline(_compact(_tokens_stay_in_script(html, tokens), [placeholder], attentions[layer : layer + 1]))
 
 
 def model_view(tokens: Sequence[Token], attentions: np.ndarray) -> str:
@@ -155,7 +167,7 @@ def model_view(tokens: Sequence[Token], attentions: np.ndarray) -> str:
         )
     tensors, placeholder = _placeholders(layers, heads, length, list(range(layers)))
     html = bertviz_model_view(attention=tensors, tokens=[t.text for t in tokens], html_action="return").data
-    return _offline(_compact(html, [placeholder] * layers, attentions))
+    return _offline(_compact(_tokens_stay_in_script(html, tokens), [placeholder] * layers, attentions))
 
 
 def thumbnails(attentions: np.ndarray, tile: int = 48, gap: int = 2) -> bytes:

@@ -2,8 +2,8 @@
 
 Timing does not depend on weight values, so a random-init model of a published size (e.g. bert-base)
 costs what the real one costs, and everything here runs offline. Ratios are medians of repeats.
-Browser figures (P3, P5) come from a real `streamlit run` driven by Chromium; memory (P6) from the
-app itself under Streamlit's AppTest.
+The engine's figures (P1, P2, P4) are measured here; the app's (P3, P5 in Chromium, P6 under AppTest)
+by `labtools.appbench`, which drives the app from outside the engine.
 """
 
 from __future__ import annotations
@@ -13,12 +13,7 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import time
-import urllib.parse
-import urllib.request
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -26,7 +21,6 @@ import torch
 from .analysis import analyze_encoding
 from .loading import LoadedModel, random_model
 from .mlm import mask_each_token
-from .browser import CHROMIUM, FLAGS, ROOT, AppServer, wait_idle
 from .tokens import encode
 
 WORDS = (
@@ -102,131 +96,6 @@ def measure_engine(loaded: LoadedModel, repeats: int) -> dict:
     }
 
 
-def measure_browser(model: str) -> dict:
-    """P3 (bytes the attention page receives) and P5 (typing to drawn views), in Chromium."""
-    from playwright.sync_api import sync_playwright
-
-    out: dict = {}
-    with AppServer() as server, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        meter = ByteMeter(page)
-        query = lambda **kw: "?" + urllib.parse.urlencode({"model": model, **kw})  # noqa: E731
-        # warm the process: the model load and imports are not what P3/P5 measure
-        page.goto(f"{server.url}/attention" + query(text="warm up"))
-        wait_idle(page)
-        for tokens in (128, 512):
-            per_view = {}
-            for view in ATTENTION_VIEWS:
-                meter.reset()
-                page.goto(f"{server.url}/attention" + query(text=text_of(tokens), view=view))
-                wait_idle(page)
-                page.wait_for_timeout(500)
-                per_view[view] = meter.bytes
-            out[f"p3_bytes_{tokens}"] = max(per_view.values())
-            out.setdefault("p3_bytes_by_view", {})[tokens] = per_view
-        out["p5_seconds"] = _typing_latency(page, server.url, query)
-        browser.close()
-    return out
-
-
-class ByteMeter:
-    """Bytes the page receives for its data: websocket frames plus HTTP bodies other than the app's static shell."""
-
-    def __init__(self, page) -> None:
-        self.bytes = 0
-        self.urls: dict[str, str] = {}
-        cdp = page.context.new_cdp_session(page)
-        cdp.send("Network.enable")
-        cdp.on("Network.webSocketFrameReceived", lambda e: self._add(len(e["response"]["payloadData"])))
-        cdp.on("Network.responseReceived", lambda e: self.urls.__setitem__(e["requestId"], e["response"]["url"]))
-        cdp.on("Network.loadingFinished", self._finished)
-
-    def _add(self, n: int) -> None:
-        self.bytes += n
-
-    def _finished(self, event: dict) -> None:
-        url = self.urls.get(event["requestId"], "")
-        if "/static/" not in url and not url.endswith((".js", ".css", ".woff2", ".svg", ".ico")):
-            self.bytes += int(event.get("encodedDataLength", 0))
-
-    def reset(self) -> None:
-        self.bytes = 0
-
-
-ATTENTION_VIEWS = ("Heatmap", "Head view", "Model view", "All heads", "Statistics", "Rollout")
-PLOT_SIGNATURE = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(g => JSON.stringify((g.data || []).map(
-  d => [d.x, d.y, d.z].map(v => !v ? null : v.bdata ? v.bdata.slice(0, 96) : JSON.stringify(v).slice(0, 400))))).join('|')"""
-"""What each drawn plotly chart holds (typed arrays arrive as base64 `bdata`), to see when new data is drawn."""
-
-
-def _typing_latency(page, url: str, query: Callable[..., str], repeats: int = 3) -> float:
-    """Seconds from committing a new 32-token sentence to the attention heatmap / MLM bars redrawn with its data."""
-    times = []
-    for page_name in ("attention", "masked-lm"):
-        page.goto(f"{url}/{page_name}" + query(text=text_of(34)))
-        wait_idle(page)
-        page.wait_for_function(f"() => ({PLOT_SIGNATURE})().length > 0", timeout=60_000)
-        for r in range(repeats):
-            words = text_of(34).split()
-            words[0], words[-1] = WORDS[(r * 7 + 5) % len(WORDS)], WORDS[(r * 11 + 3) % len(WORDS)]
-            before = page.evaluate(PLOT_SIGNATURE)
-            box = page.locator("textarea").first
-            box.fill(" ".join(words))
-            start = time.perf_counter()
-            box.press("Control+Enter")
-            page.wait_for_function(
-                f"(before) => {{ const now = ({PLOT_SIGNATURE})();"
-                " return now !== before && now.length > 0"
-                " && document.querySelector('[data-testid=stApp]').dataset.testScriptState === 'notRunning'; }",
-                arg=before,
-                timeout=60_000,
-            )
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def measure_memory(model: str, analyses: int) -> dict:
-    """P6: resident memory of the app (the real app under AppTest) in a fresh process, across many analyses."""
-    code = (
-        "import json, sys; from bertlab.bench import _memory_in_this_process as m; "
-        f"print(json.dumps(m({model!r}, {analyses})))"
-    )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "memory run failed")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def _memory_in_this_process(model: str, analyses: int) -> dict:
-    import psutil
-    from streamlit.testing.v1 import AppTest
-
-    proc = psutil.Process()
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state["model"] = model
-    at.session_state["text"] = text_of(34)
-    at.run()
-    at.switch_page("views/attention.py").run()
-    first = peak = proc.memory_info().rss
-    samples = []
-    for i in range(analyses):
-        words = text_of(34).split()
-        words[i % len(words)] = str(1000 + i)
-        at.session_state["text"] = " ".join(words)
-        at.run()
-        peak = max(peak, proc.memory_info().rss)
-        samples.append(proc.memory_info().rss)
-    half = samples[len(samples) // 2] if samples else first
-    return {
-        "p6_rss_mb": peak / 2**20,
-        "p6_rss_growth_mb": (peak - first) / 2**20,
-        "p6_rss_first_mb": first / 2**20,
-        "p6_rss_second_half_growth_mb": (samples[-1] - half) / 2**20 if samples else 0.0,
-    }
-
-
 def run_bench(size: str = "bert-base", device: str | None = None, repeats: int = 7, browser: bool = True, analyses: int = 200) -> dict:
     result: dict = {"model_config": size, "notes": []}
     loaded = random_model(size, device)
@@ -243,18 +112,18 @@ def run_bench(size: str = "bert-base", device: str | None = None, repeats: int =
     del loaded
     for key in ("p3_bytes_128", "p3_bytes_512", "p5_seconds", "p6_rss_mb", "p6_rss_growth_mb"):
         result.setdefault(key, None)
-    if browser and Path(CHROMIUM).exists():
+    if browser or analyses:
+        # Imported here, only when the app's figures are asked for: they drive app.py from outside (a real
+        # `streamlit run` in Chromium, AppTest), which is test tooling the engine must not depend on. The
+        # engine's own figures need neither Streamlit nor playwright nor the repository's layout.
         try:
-            result.update(measure_browser(f"random:{size}"))
-        except Exception as err:  # a bench reports what it could not measure instead of dying
-            result["notes"].append(f"p3/p5: browser measurement failed: {type(err).__name__}: {err}")
-    elif browser:
-        result["notes"].append(f"p3/p5: no Chromium at {CHROMIUM}.")
-    if analyses:
-        try:
-            result.update(measure_memory(f"random:{size}", analyses))
-        except Exception as err:
-            result["notes"].append(f"p6: memory measurement failed: {type(err).__name__}: {err}")
+            from labtools.appbench import measure_app
+        except ImportError as err:
+            result["notes"].append(f"p3/p5/p6: labtools is not importable ({err}); run the bench from the repository root.")
+        else:
+            app = measure_app(f"random:{size}", browser=browser, analyses=analyses)
+            result["notes"] += app.pop("notes")
+            result.update(app)
     return result
 
 

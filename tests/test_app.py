@@ -89,9 +89,9 @@ def test_masking_tokens_by_choice(tiny_bert_dir):
     assert len(at.get("plotly_chart")) == before + 1
 
 
-def test_next_sentence_page(tiny_bert_dir):
+def test_next_sentence_page(tiny_bert_dir, reference):
     at = visit(start(str(tiny_bert_dir), text="i have a pen", pair="the pen is red"), PAGES[6])
-    assert 0.0 <= float(at.metric[0].value) <= 1.0
+    assert at.metric[0].value == f"{reference('i have a pen', 'the pen is red')['is_next']:.3f}"
     at = visit(start("minilm", text="i have a pen", pair="the pen is red"), PAGES[6])
     assert any("no next-sentence-prediction head" in w.value for w in at.warning)
 

@@ -1,38 +1,43 @@
 """A real browser against a real `streamlit run`: every page draws, offline, and a screenshot of each.
 
 Debian's Chromium is driven by the PyPI `playwright` package (never `playwright install`). Any request
-to a host other than 127.0.0.1 fails the test. Screenshots land in docs/screenshots/ (shown in README).
+to a host other than 127.0.0.1 fails the test. Every wait is for a condition on the page, never a fixed time.
+Screenshots go to a temporary folder; `./lab screenshots` runs this file with BERTLAB_SCREENSHOTS=docs/screenshots
+to refresh the ones README shows.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import urllib.parse
 from pathlib import Path
 
 import pytest
 
-from bertlab.browser import CHROMIUM, FLAGS, AppServer, wait_idle
-
-ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "docs" / "screenshots"
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (./lab installs it)")
+from labtools.server import FLAGS, wait_idle
 
 
 @pytest.fixture(scope="module")
-def server():
-    with AppServer() as app:
-        yield app.url
+def server(app_server) -> str:
+    return app_server.url
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(chromium):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        b = p.chromium.launch(executable_path=chromium, args=FLAGS)
         yield b
         b.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    """Where screenshots go: a temporary folder, or BERTLAB_SCREENSHOTS (README's docs/screenshots)."""
+    folder = os.environ.get("BERTLAB_SCREENSHOTS")
+    return Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
 
 
 @pytest.fixture
@@ -59,14 +64,17 @@ def page(browser):
 def open_page(pg, url: str) -> None:
     pg.goto(url)
     wait_idle(pg, 90_000)
-    pg.wait_for_timeout(500)
     assert pg.locator("[data-testid=stException]").count() == 0
     assert pg.locator("[data-testid=stDialog]").count() == 0, pg.locator("[data-testid=stDialog]").inner_text()
 
 
-def shot(pg, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    pg.screenshot(path=str(SHOTS / f"{name}.png"))
+@pytest.fixture
+def shot(shots):
+    def take(pg, name: str) -> None:
+        shots.mkdir(parents=True, exist_ok=True)
+        pg.screenshot(path=str(shots / f"{name}.png"))
+
+    return take
 
 
 def plots(pg, at_least: int) -> None:
@@ -87,7 +95,7 @@ def tiny(tiny_bert_dir) -> str:
     return str(tiny_bert_dir)
 
 
-def test_tokenization(server, page):
+def test_tokenization(server, page, shot):
     open_page(page, f"{server}/tokens" + q(model="minilm", text="Tokenization is unbelievably fun ☃", pair="the pen is red"))
     chips = page.locator(".chips .chip")
     assert chips.count() >= 10
@@ -97,14 +105,14 @@ def test_tokenization(server, page):
     shot(page, "1-tokenization")
 
 
-def test_embeddings(server, page):
+def test_embeddings(server, page, shot):
     open_page(page, f"{server}/embeddings" + q(model="minilm"))
     plots(page, 2)
     assert visible(page, "The three parts add up")
     shot(page, "2-embeddings")
 
 
-def test_attention_bertviz_draws_offline(server, page):
+def test_attention_bertviz_draws_offline(server, page, shot):
     text = "The cat sat on the mat because it was tired."
     open_page(page, f"{server}/attention" + q(model="minilm", text=text, view="Head view", layer="2"))
     frame = page.frame_locator("iframe").first
@@ -127,7 +135,7 @@ def test_attention_views(server, page, view, check):
         page.locator("[data-testid=stImage] img").first.wait_for(state="visible", timeout=30_000)
 
 
-def test_masked_lm(server, page):
+def test_masked_lm(server, page, shot):
     # random weights with BERT's vocabulary: offline there is no pretrained MLM head, and the page says so
     open_page(page, f"{server}/masked-lm" + q(model="random:bert-mini", text="the quick brown [MASK] jumps over the lazy dog."))
     plots(page, 2)
@@ -140,21 +148,21 @@ def test_masked_lm_explains_missing_head(server, page):
     assert visible(page, "has no masked-LM head")
 
 
-def test_bidirectional_vs_causal(server, page):
+def test_bidirectional_vs_causal(server, page, shot):
     open_page(page, f"{server}/masking" + q(model="minilm", text="I went to the bank to deposit money."))
     plots(page, 5)
     assert visible(page, "causal mask: may query attend to key?")
     shot(page, "5-bidirectional-vs-causal")
 
 
-def test_word_sense(server, page):
+def test_word_sense(server, page, shot):
     open_page(page, f"{server}/word-sense" + q(model="minilm"))
     plots(page, 4)
     assert visible(page, "causal: cosine similarity of 'bank'")
     shot(page, "6-word-sense")
 
 
-def test_next_sentence(server, page):
+def test_next_sentence(server, page, shot):
     open_page(page, f"{server}/next-sentence" + q(model="random:bert-mini", text="i have a pen", pair="the pen is red"))
     assert visible(page, "P(IsNext)")
     shot(page, "7-next-sentence")
@@ -167,20 +175,36 @@ def test_link_reproduces_the_view(server, page):
     assert page.locator("textarea").first.input_value() == "A shared link."
 
 
+INJECTED = "img[src=x], b:has-text('bold'), tspan[style*='bold']:has-text('bold')"
+"""What the typed HTML would create if it were rendered as HTML (plotly draws <b> as a bold tspan)."""
+
+
 def test_html_typed_by_a_user_never_runs(server, page):
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     evil = '<img src=x onerror="alert(1)"> <script>alert(2)</script> <b>bold</b> cat'
+
+    def drawn_as_text(path: str):
+        """Wait until the view shows the typed text's tokens (or the text itself), so the check below sees it."""
+        if path == "tokens":
+            page.locator(".chips .chip", has_text="script").first.wait_for(timeout=30_000)
+        elif path == "head view":
+            page.frame_locator("iframe").first.locator("svg text", has_text="script").first.wait_for(timeout=30_000)
+        elif path == "word-sense":  # the sentence itself is shown back, whole, under the sentences box
+            page.locator("[data-testid=stCaptionContainer]", has_text=evil).first.wait_for(timeout=30_000)
+        else:
+            page.locator(".js-plotly-plot .xtick text", has_text="script").first.wait_for(timeout=30_000)
+
     for path, extra in (("tokens", {}), ("attention", {"view": "Head view"}), ("attention", {"view": "Heatmap"}),
-                        ("masking", {})):
+                        ("masking", {}), ("word-sense", {"target": "cat", "sentences": f"{evil}\nthe cat sat."})):
         open_page(page, f"{server}/{path}" + q(model="minilm", text=evil, **extra))
-        page.wait_for_timeout(1500)
+        drawn_as_text("head view" if extra.get("view") == "Head view" else path)
         for frame in page.frames:
-            assert frame.locator("img[src=x], b:has-text('bold')").count() == 0, (path, frame.url)
+            assert frame.locator(INJECTED).count() == 0, (path, frame.url)
     assert dialogs == []
 
 
-def test_exports_are_valid_files(server, page, tiny, tmp_path):
+def test_exports_are_valid_files(server, page, tiny, tmp_path, reference):
     import json as jsonlib
 
     open_page(page, f"{server}/masked-lm" + q(model=tiny, text="the quick brown [MASK] jumps."))
@@ -195,27 +219,30 @@ def test_exports_are_valid_files(server, page, tiny, tmp_path):
     with page.expect_download() as exported:
         page.get_by_role("button", name="Download this analysis (JSON)").click()
     data = jsonlib.loads(Path(exported.value.path()).read_text())
-    assert [t["text"] for t in data["tokens"]] == ["[CLS]", "the", "quick", "brown", "[MASK]", "jumps", ".", "[SEP]"]
-    assert data["mlm"][0]["position"] == 4 and len(data["mlm"][0]["bidirectional"]) == 5
+    expected = reference("the quick brown [MASK] jumps.")  # the tokenizer and a fresh full model, not bertlab
+    assert [(t["text"], t["id"]) for t in data["tokens"]] == [(t["text"], t["id"]) for t in expected["tokens"]]
+    assert [m["position"] for m in data["mlm"]] == [m["position"] for m in expected["mlm"]] == [4]
+    got, want = data["mlm"][0]["bidirectional"], expected["mlm"][0]["bidirectional"]
+    assert [p["token"] for p in got] == [p["token"] for p in want]
+    assert [p["prob"] for p in got] == pytest.approx([p["prob"] for p in want], abs=1e-4)
     with page.expect_download() as html_file:
         page.get_by_role("button", name="HTML").first.click()
     body = Path(html_file.value.path()).read_text()
     assert "<html" in body and "Plotly.newPlot" in body and '<script src="http' not in body
 
 
-def test_lesson_link_round_trips(server, page):
+def test_lesson_link_round_trips(server, page, shot):
     open_page(page, f"{server}/" + q(model="minilm", step="Word sense"))
     assert visible(page, "Step 7 of 8: Word sense")
     page.get_by_role("button", name="Next →").click()
     assert visible(page, "Step 8 of 8: Next sentence")
     page.wait_for_function("() => location.search.includes('step=Next')", timeout=30_000)
-    page.wait_for_timeout(300)
-    wait_idle(page)
     assert visible(page, "next sentence prediction")
+    wait_idle(page)
     shot(page, "8-lesson")
 
 
-def test_presenter_mode(server, page):
+def test_presenter_mode(server, page, shot):
     open_page(page, f"{server}/" + q(model="minilm", present="true"))
     size = page.evaluate("() => getComputedStyle(document.querySelector('h1')).fontSize")
     assert float(size.rstrip("px")) >= 48
@@ -247,3 +274,14 @@ def test_all_heads_image_is_a_png_and_downloads_on_click(server, page):
     with page.expect_download() as png:
         page.get_by_role("button", name="PNG").first.click()
     assert Path(png.value.path()).read_bytes()[:8] == png_magic
+
+
+def test_bench_app_figures_are_sane(server, browser):
+    """The bench's browser figures, measured small on this server: bytes received per view, typing latency."""
+    from labtools.appbench import measure_browser
+
+    data = measure_browser("random:bert-tiny", url=server, browser=browser, tokens=(16,), views=("Heatmap", "All heads"), repeats=1)
+    by_view = data["p3_bytes_by_view"][16]
+    assert set(by_view) == {"Heatmap", "All heads"} and all(n > 1000 for n in by_view.values()), by_view
+    assert data["p3_bytes_16"] == max(by_view.values())
+    assert math.isfinite(data["p5_seconds"]) and data["p5_seconds"] > 0

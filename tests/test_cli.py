@@ -17,7 +17,7 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_analyze_json_contract(tiny_bert_dir, capsys):
+def test_analyze_json_contract(tiny_bert_dir, capsys, reference):
     code, out, _ = run_cli(
         capsys, "analyze", "the quick [MASK] fox jumps over the [MASK] dog.", "--pair", "a pen", "--model", str(tiny_bert_dir),
         "--device", "cpu", "--top-k", "4", "--json",
@@ -37,7 +37,9 @@ def test_analyze_json_contract(tiny_bert_dir, capsys):
             probs = [p["prob"] for p in entry[kind]]
             assert len(probs) == 4 and probs == sorted(probs, reverse=True)
             assert all(isinstance(p["token"], str) for p in entry[kind])
-    assert 0 <= data["nsp"]["is_next"] <= 1
+    is_next = reference("the quick [MASK] fox jumps over the [MASK] dog.", "a pen")["is_next"]
+    assert data["nsp"]["is_next"] == pytest.approx(is_next, abs=1e-6)
+    assert data["nsp"]["not_next"] == pytest.approx(1 - is_next, abs=1e-6)
 
 
 def test_senses_json_contract(capsys):

@@ -63,9 +63,10 @@ def test_bad_model_names_get_clear_errors(name, error, message):
         bertlab.load_model(name, device="cpu")
 
 
-def test_unknown_hub_id_is_a_clear_error(monkeypatch):
-    with pytest.raises(bertlab.ModelLoadError, match="no-such-user/no-such-bert"):
+def test_unknown_hub_id_is_a_clear_error(hub_without_the_repo):
+    with pytest.raises(bertlab.ModelLoadError, match="'no-such-user/no-such-bert': no such model on the Hugging Face Hub") as err:
         bertlab.load_model("no-such-user/no-such-bert", device="cpu")
+    assert not isinstance(err.value, bertlab.OfflineError)
 
 
 def test_directory_that_is_not_a_model(tmp_path):
@@ -156,6 +157,20 @@ def test_embedding_sum_after_layernorm_is_the_models_embedding_output(any_model)
     np.testing.assert_allclose(e.token, any_model.embeddings.word_embeddings.weight[result.encoding.input_ids[0]].detach().numpy())
 
 
+def test_each_embedding_part_is_its_own_weight_lookup(tiny_bert):
+    """token, segment and position parts each equal their own table read at the input's ids, segment ids and
+    positions (a pair, so segment ids differ; positions differ anyway): swapping two parts cannot pass."""
+    result = bertlab.analyze(tiny_bert, "the cat sat", "a pen is red")
+    emb, tables = result.embeddings, tiny_bert.embeddings
+    ids = result.encoding.input_ids[0]
+    segments = torch.tensor([t.segment for t in result.tokens])
+    positions = torch.arange(len(result.tokens))
+    assert 0 < int(segments.sum()) < len(segments)
+    for part, table, index in ((emb.token, tables.word_embeddings, ids), (emb.segment, tables.token_type_embeddings, segments),
+                               (emb.position, tables.position_embeddings, positions)):
+        np.testing.assert_allclose(part, table.weight[index].detach().numpy(), atol=1e-6)
+
+
 def test_segment_embeddings_differ_between_a_and_b(tiny_bert):
     result = bertlab.analyze(tiny_bert, "a pen", "a pen")
     seg = result.embeddings.segment
@@ -241,6 +256,34 @@ def test_head_stats_match_their_definitions(tiny_bert):
     assert (result.causal.head_stats["distance"] <= 1e-6).all()
 
 
+def test_rollout_matches_a_hand_worked_two_layer_case():
+    """Two layers, two heads, two tokens; every step worked by hand (Abnar & Zuidema: heads averaged,
+    0.5·A + 0.5·I, rows renormalized, layers chained)."""
+    from bertlab.analysis import rollout
+
+    attn = torch.tensor([
+        [[[1.0, 0.0], [0.5, 0.5]], [[0.0, 1.0], [0.5, 0.5]]],  # layer 0: head mean [[.5, .5], [.5, .5]]
+        [[[1.0, 0.0], [1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]]],  # layer 1: head mean [[1, 0], [.5, .5]]
+    ])
+    # layer 0: 0.5·[[.5, .5], [.5, .5]] + 0.5·I = [[.75, .25], [.25, .75]] (rows already sum to 1)
+    # layer 1: 0.5·[[1, 0], [.5, .5]] + 0.5·I = [[1, 0], [.25, .75]]
+    # chained: [[1, 0], [.25, .75]] @ [[.75, .25], [.25, .75]] = [[.75, .25], [.375, .625]]
+    expected = torch.tensor([[[0.75, 0.25], [0.25, 0.75]], [[0.75, 0.25], [0.375, 0.625]]])
+    torch.testing.assert_close(rollout(attn), expected)
+
+
+def test_analysis_rollout_chains_its_own_attentions(tiny_bert):
+    """The rollout an analysis carries is the chain of its own attentions (numpy, written out here)."""
+    result = bertlab.analyze(tiny_bert, TEXT)
+    for run in result.runs.values():
+        mixed = 0.5 * run.attentions.astype(np.float64).mean(1) + 0.5 * np.eye(run.attentions.shape[-1])
+        mixed /= mixed.sum(-1, keepdims=True)
+        chained = np.eye(mixed.shape[-1])
+        for layer in range(mixed.shape[0]):
+            chained = mixed[layer] @ chained
+            np.testing.assert_allclose(run.rollout[layer], chained, atol=1e-5)
+
+
 def test_rollout_rows_are_distributions(tiny_bert):
     result = bertlab.analyze(tiny_bert, TEXT)
     roll = result.bidirectional.rollout
@@ -322,21 +365,29 @@ def test_mask_each_token_uses_batches_not_a_loop(tiny_bert):
     assert len(calls) == 1
 
 
-def test_logit_lens_last_layer_equals_mlm(tiny_bert):
+def test_logit_lens_is_the_mlm_head_on_every_layers_hidden_state(tiny_bert_dir, tiny_bert):
+    """Every layer, against a fresh full model's own hidden_states[l] (output_hidden_states) through its MLM head."""
+    from transformers import BertForPreTraining
+
     result = bertlab.analyze(tiny_bert, "the quick [MASK] fox.", top_k=5)
     lens = bertlab.logit_lens(tiny_bert, result, position=3, top_k=5)
-    assert len(lens) == tiny_bert.info.layers + 1
-    assert [p.id for p in lens[-1]] == [p.id for p in result.bidirectional.mlm[3]]
+    model = BertForPreTraining.from_pretrained(tiny_bert_dir).eval()
+    enc = result.encoding
+    with torch.no_grad():
+        hidden = model(input_ids=enc.input_ids, token_type_ids=enc.token_type_ids, output_hidden_states=True).hidden_states
+        assert len(lens) == len(hidden) == tiny_bert.info.layers + 1
+        for layer, preds in enumerate(lens):
+            expected = torch.softmax(model.cls.predictions(hidden[layer][0, 3]), -1).topk(5)
+            assert [p.id for p in preds] == expected.indices.tolist(), layer
+            np.testing.assert_allclose([p.prob for p in preds], expected.values.numpy(), atol=1e-5)
 
 
 # --- NSP -----------------------------------------------------------------------------------------
 
 
-def test_nsp_probability_matches_the_model(tiny_bert, tiny_distilbert):
+def test_nsp_probability_matches_the_model(tiny_bert, tiny_distilbert, reference):
     result = bertlab.analyze(tiny_bert, "i have a pen", "the pen is red")
-    with torch.no_grad():
-        logits = tiny_bert.model(input_ids=result.encoding.input_ids, token_type_ids=result.encoding.token_type_ids).seq_relationship_logits
-    assert result.nsp == pytest.approx(torch.softmax(logits[0], -1)[0].item(), abs=1e-6)
+    assert result.nsp == pytest.approx(reference("i have a pen", "the pen is red")["is_next"], abs=1e-6)
     assert bertlab.analyze(tiny_distilbert, "i have a pen", "the pen is red").nsp is None
 
 
@@ -365,10 +416,19 @@ def test_senses_vectors_match_single_sentence_analysis(minilm):
         np.testing.assert_allclose(result.vectors[kind][:, 0], single.runs[kind].hidden_states[:, pos], atol=1e-4)
 
 
-def test_multi_piece_target_is_pooled(tiny_bert):
-    result = bertlab.senses(tiny_bert, "cats", ["the cats sat.", "we have cats!"])
+def test_multi_piece_target_is_pooled_by_the_mean_of_its_pieces(tiny_bert):
+    """A word of several WordPieces is the mean of its pieces' hidden states, from the model's own output."""
+    sentences = ["the cats sat.", "we have cats!"]
+    result = bertlab.senses(tiny_bert, "cats", sentences)
     assert result.pieces == [["cat", "##s"], ["cat", "##s"]]
-    assert result.spans[0][1] - result.spans[0][0] == 2
+    for i, sentence in enumerate(sentences):
+        single = bertlab.analyze(tiny_bert, sentence)
+        start, end = result.spans[i]
+        assert [t.text for t in single.tokens[start:end]] == ["cat", "##s"]
+        for kind in bertlab.MASK_TYPES:
+            states = single.runs[kind].hidden_states[:, start:end]
+            assert np.abs(states[:, 0] - states[:, 1]).max() > 1e-3, "the pieces differ, so the mean is not either one"
+            np.testing.assert_allclose(result.vectors[kind][:, i], states.mean(1), atol=1e-5)
 
 
 def test_senses_bad_input(tiny_bert):

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import html
+import json
+from dataclasses import replace
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+
 import bertlab
 from bertlab import attention_views, figures
 from bertlab.analysis import Prediction
@@ -43,10 +51,77 @@ def test_every_figure_builds_from_one_analysis(tiny_bert, minilm):
     assert len(figures.projection_scatter(sense, 6).data) == 2
 
 
-def test_bertviz_html_needs_no_network(minilm):
-    result = bertlab.analyze(minilm, "the cat <script>alert(1)</script>")
-    for html in (attention_views.head_view(result.tokens, result.bidirectional.attentions),
-                 attention_views.model_view(result.tokens, result.bidirectional.attentions)):
-        assert "<script src=" not in html
-        assert "window.requirejs" in html and "d3" in html
-        assert "<script>alert(1)</script>" not in html
+EVIL = '<script>alert(1)</script> <img src=x onerror="alert(2)"> the "cat" & dog'
+TAGS = ["<script>", "</script>", '<img src=x onerror="alert(2)">']
+
+
+@pytest.fixture(scope="module")
+def tags_kept_whole(tiny_bert_dir, tiny_bert) -> bertlab.LoadedModel:
+    """The tiny BERT with a tokenizer that keeps HTML tags whole (added tokens, as any checkpoint may have), so
+    the raw tags reach the views as token text. BERT's own WordPiece splits them into '<', 'script', '>'."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    tokenizer.add_tokens(TAGS)
+    return replace(tiny_bert, tokenizer=tokenizer)
+
+
+class Elements(HTMLParser):
+    """Start tags and their attributes, and the text inside each chip, as a browser would parse them."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict]] = []
+        self.chips: list[str] = []
+        self._in_chip = False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if tag == "span" and "chip" in dict(attrs).get("class", ""):
+            self._in_chip = True
+            self.chips.append("")
+        elif tag == "sub":
+            self._in_chip = False
+
+    def handle_data(self, data):
+        if self._in_chip:
+            self.chips[-1] += data
+
+
+def test_token_chips_show_html_in_the_text_as_text(tags_kept_whole):
+    encoding = bertlab.encode(tags_kept_whole, EVIL)
+    pieces = [t.text for t in encoding.tokens]
+    assert set(TAGS) <= set(pieces), pieces  # the raw tags really are tokens here
+    parsed = Elements()
+    parsed.feed(figures.token_chips(encoding))
+    assert {tag for tag, _ in parsed.tags} <= {"style", "div", "span", "sub"}
+    assert parsed.chips == pieces
+    chips = [attrs for tag, attrs in parsed.tags if tag == "span"]
+    assert all(set(attrs) == {"class", "title"} for attrs in chips)
+    for token, attrs in zip(encoding.tokens, chips):
+        if token.end > token.start:  # the title quotes the characters the token came from, intact
+            assert attrs["title"].endswith(f"“{EVIL[token.start:token.end]}”"), attrs["title"]
+
+
+def test_sentences_shown_in_the_word_sense_plot_stay_text(tiny_bert):
+    sentences = ["the <b>cat</b> sat.", '<img src=x onerror="alert(1)"> a cat']
+    fig = figures.projection_scatter(bertlab.senses(tiny_bert, "cat", sentences), 1)
+    for trace in fig.data:
+        assert "<" not in "".join(trace.customdata)
+        assert [html.unescape(c) for c in trace.customdata] == sentences
+
+
+@pytest.mark.parametrize("view", ["head", "model"])
+def test_bertviz_html_needs_no_network_and_keeps_tokens_inside_its_script(tags_kept_whole, view):
+    tokens = bertlab.encode(tags_kept_whole, EVIL).tokens
+    n = len(tokens)
+    attentions = np.full((2, 4, n, n), 1.0 / n, dtype=np.float32)
+    page = attention_views.head_view(tokens, attentions) if view == "head" else attention_views.model_view(tokens, attentions)
+    assert "<script src=" not in page
+    assert "window.requirejs" in page and "d3" in page
+    parsed = Elements()
+    parsed.feed(page)
+    # A token '</script>' pasted raw into bertviz's script would end it there, and the token after it would be
+    # parsed as an <img onerror> element of the page.
+    assert not [attrs for tag, attrs in parsed.tags if tag == "img"]
+    assert json.dumps([t.text for t in tokens]).replace("</", "<\\/") in page

@@ -1,34 +1,27 @@
-"""30 students at once for 60 seconds on one server: no errors, one model in memory.
+"""A few students at once against one server for a few seconds: nothing goes wrong, one model in memory.
 
 Errors are what a student would see go wrong (an exception in the page, a page error, a request to
-another host). Figures (median and p95 time to result, client timeouts while 30 browsers share this
-machine's cores with the server, server memory) are printed for the record, never asserted.
+another host). This is a smoke run of the classroom load test with no speed threshold, on the server the
+browser tests use; the full run (30 sessions for 60 s on a fresh server) and its thresholds are a
+benchmark: `python -m labtools.loadtest`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
-import pytest
-
-from bertlab.browser import CHROMIUM, AppServer
-
-SESSIONS = int(os.environ.get("BERTLAB_LOAD_SESSIONS", "30"))
-SECONDS = float(os.environ.get("BERTLAB_LOAD_SECONDS", "60"))
+SESSIONS = int(os.environ.get("BERTLAB_LOAD_SESSIONS", "3"))
+SECONDS = float(os.environ.get("BERTLAB_LOAD_SECONDS", "5"))
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (./lab installs it)")
-def test_a_classroom_at_once(tmp_path):
-    from bertlab.loadtest import run_load
+def test_a_few_students_at_once(app_server, chromium):
+    from labtools.loadtest import run_load
 
-    log = tmp_path / "server.log"
-    with AppServer(env={"BERTLAB_ALLOWED_MODELS": "minilm,bert-base-uncased"}, log=log) as app:
-        result = run_load(app.url, "minilm", SESSIONS, SECONDS, CHROMIUM, server_pid=app.proc.pid)
-    loads = log.read_text().count("bertlab: loaded ")
-    result["model_loads"] = loads
-    print("\nload test:", json.dumps(result))
+    result = run_load(app_server.url, "minilm", SESSIONS, SECONDS, chromium, server_pid=app_server.proc.pid)
+    print("\nload smoke:", json.dumps(result))
     assert result["errors"] == 0, result["error_samples"]
-    assert result["actions"] >= SESSIONS // 2
-    assert loads == 1
+    assert result["actions"] + result["client_timeouts"] > 0, "the sessions did something"
+    # half the sessions asked for minilm, half for the default model, which offline stands in with minilm:
+    # the server holds one copy, loaded once for every session
+    assert app_server.log.read_text().count("bertlab: loaded minilm ") == 1

@@ -1,7 +1,7 @@
 """A real `streamlit run` of the app on 127.0.0.1, and the Chromium flags this machine needs.
 
-Shared by the browser tests, the load test and the bench: Debian's Chromium driven by the PyPI
-`playwright` package (never `playwright install`).
+Shared by the browser tests, the load test and the bench's app figures: Debian's Chromium driven by the
+PyPI `playwright` package (never `playwright install`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,12 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+"""The repository root, where `app.py` lives."""
+APP = ROOT / "app.py"
 CHROMIUM = os.environ.get("BERTLAB_CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+IDLE = "() => document.querySelector('[data-testid=stApp]')?.dataset.testScriptState === 'notRunning'"
+"""True once Streamlit reports that the page's script run has finished."""
 
 
 def free_port() -> int:
@@ -33,7 +37,7 @@ class AppServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = log.open("w") if log else subprocess.DEVNULL
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+            [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
              "--server.address", "127.0.0.1", "--server.port", str(self.port), "--browser.gatherUsageStats", "false",
              "--server.fileWatcherType", "none"],
             cwd=ROOT,
@@ -45,13 +49,15 @@ class AppServer:
     def __enter__(self) -> "AppServer":
         deadline = time.time() + 120
         while time.time() < deadline:
+            if self.proc.poll() is not None:
+                break
             try:
                 if urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2).status == 200:
                     return self
             except OSError:
-                time.sleep(0.5)
+                time.sleep(0.5)  # polling a process we started, not waiting on the page
         self.__exit__()
-        raise RuntimeError("streamlit did not start within 120 s")
+        raise RuntimeError(f"streamlit did not start within 120 s (exit code {self.proc.returncode})")
 
     def __exit__(self, *exc: object) -> None:
         self.proc.terminate()
@@ -66,4 +72,4 @@ class AppServer:
 def wait_idle(page, timeout_ms: int = 120_000) -> None:
     """Until the page has its title and Streamlit reports the script run finished."""
     page.wait_for_selector("[data-testid=stMainBlockContainer] h1", timeout=timeout_ms)
-    page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=timeout_ms)
+    page.wait_for_function(IDLE, timeout=timeout_ms)
