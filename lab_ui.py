@@ -18,6 +18,7 @@ import streamlit as st
 
 import bertlab
 from bertlab.analysis import Analysis, analyze_encoding
+from bertlab.corpus import Corpus, CorpusIndex, build_index
 from bertlab.loading import as_fallback, check_allowed
 from bertlab.tokens import Encoding, encode, with_masks
 
@@ -267,3 +268,34 @@ def layer_head(result: Analysis, prefix: str = "") -> tuple[int, int]:
     layer = c1.slider("Layer", 0, layers - 1, key=f"{prefix}layer", bind="query-params")
     head = c2.slider("Head", 0, heads - 1, key=f"{prefix}head", bind="query-params")
     return layer, head
+
+
+INDEX_CACHE_MB = 128
+
+
+@st.cache_resource(show_spinner=False)
+def _corpus_indexes() -> tuple[cachetools.LRUCache, threading.Lock]:
+    """Corpus indexes shared by every session, keyed by model, device and the corpus file's hash, within
+    INDEX_CACHE_MB (the shipped corpus: 5.7 MB with MiniLM, 21 MB with BERT-base)."""
+    return cachetools.LRUCache(maxsize=INDEX_CACHE_MB * 2**20, getsizeof=lambda index: index.nbytes), threading.Lock()
+
+
+def corpus_index(loaded: bertlab.LoadedModel, corpus: Corpus) -> CorpusIndex:
+    """The corpus index for this model, built once per process with a progress bar."""
+    cache, lock = _corpus_indexes()
+    key = (loaded.info.name, loaded.info.device, corpus.digest)
+    with lock:
+        hit = cache.get(key)
+    if hit is not None:
+        return hit
+    bar = st.progress(0.0, text=f"Indexing {len(corpus):,} sentences of {corpus.name} with {loaded.info.name}…")
+
+    def step(done: int, total: int) -> None:
+        bar.progress(done / max(total, 1), text=f"Indexing {corpus.name} with {loaded.info.name}: {done:,} of {total:,} sentences")
+
+    index = guarded(lambda: build_index(loaded, corpus, progress=step), spinner="Running BERT over the corpus…")
+    bar.empty()
+    with lock:
+        if index.nbytes <= cache.maxsize:
+            cache[key] = index
+    return index

@@ -251,6 +251,7 @@ class CorpusIndex:
     """Lines left out because truncation cut their word off."""
     groups: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     """Word (casefolded) -> positions of its occurrences in the index."""
+    _probe: Probe | None = field(default=None, repr=False)
 
     @property
     def layers(self) -> int:
@@ -529,7 +530,14 @@ class Probe:
 
 
 def probe(index: CorpusIndex) -> Probe:
-    """Per layer and mask, how often an occurrence's nearest other occurrence of the same word has its sense."""
+    """Per layer and mask, how often an occurrence's nearest other occurrence of the same word has its sense
+    (computed once per index: a page reruns on every slider move)."""
+    if index._probe is None:
+        index._probe = _probe(index)
+    return index._probe
+
+
+def _probe(index: CorpusIndex) -> Probe:
     if not index.corpus.labelled:
         raise InputError(f"{index.corpus.name} has no senses: the sense probe needs a labelled corpus (word, sense, sentence).")
     words, total, credit_sum, majority = {}, 0, 0.0, 0
