@@ -253,6 +253,37 @@ class CorpusIndex:
     """Word (casefolded) -> positions of its occurrences in the index."""
     _probe: Probe | None = field(default=None, repr=False)
 
+    @classmethod
+    def from_vectors(
+        cls,
+        model: str,
+        corpus: Corpus,
+        vectors: np.ndarray,
+        mask_types: tuple[str, ...] = masks.MASK_TYPES,
+        rows: Sequence[int] | None = None,
+        pieces: list[tuple[str, ...]] | None = None,
+        norms: np.ndarray | None = None,
+    ) -> CorpusIndex:
+        """An index of (mask, layer + 1, row, hidden) vectors for `rows` of the corpus (default: all)."""
+        rows = np.arange(len(corpus)) if rows is None else np.asarray(rows, dtype=np.int64)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float16)
+        if norms is None:
+            norms = np.linalg.norm(vectors.astype(np.float32), axis=-1)
+        groups: dict[str, list[int]] = {}
+        for position, row in enumerate(rows):
+            groups.setdefault(corpus.words[row].casefold(), []).append(position)
+        return cls(
+            model=model,
+            corpus=corpus,
+            rows=rows,
+            pieces=pieces if pieces is not None else [() for _ in rows],
+            vectors=vectors,
+            norms=np.ascontiguousarray(norms, dtype=np.float32),
+            mask_types=tuple(mask_types),
+            skipped=tuple(corpus.lines[i] for i in sorted(set(range(len(corpus))) - set(rows.tolist()))),
+            groups={w: np.array(p, dtype=np.int64) for w, p in groups.items()},
+        )
+
     @property
     def layers(self) -> int:
         return self.vectors.shape[1]
@@ -365,20 +396,15 @@ def build_index(
         done = end
         if progress:
             progress(done, n)
-    kept = np.array([i for i in range(n) if pieces[i] is not None], dtype=np.int64)
-    groups: dict[str, list[int]] = {}
-    for position, row in enumerate(kept):
-        groups.setdefault(corpus.words[row].casefold(), []).append(position)
-    return CorpusIndex(
-        model=loaded.info.name,
-        corpus=corpus,
+    kept = [i for i in range(n) if pieces[i] is not None]
+    return CorpusIndex.from_vectors(
+        loaded.info.name,
+        corpus,
+        vectors[:, :, kept] if len(kept) < n else vectors,
+        mask_types,
         rows=kept,
         pieces=[pieces[i] for i in kept],
-        vectors=np.ascontiguousarray(vectors[:, :, kept]) if len(kept) < n else vectors,
-        norms=np.ascontiguousarray(norms[:, :, kept]) if len(kept) < n else norms,
-        mask_types=tuple(mask_types),
-        skipped=tuple(corpus.lines[i] for i in range(n) if pieces[i] is None),
-        groups={w: np.array(p, dtype=np.int64) for w, p in groups.items()},
+        norms=norms[:, :, kept] if len(kept) < n else norms,
     )
 
 
