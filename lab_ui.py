@@ -22,6 +22,7 @@ import streamlit as st
 import bertlab
 from bertlab.analysis import Analysis, analyze_encoding
 from bertlab.loading import check_allowed
+from bertlab.corpus import Corpus, CorpusIndex, build_index
 from bertlab.tokens import Encoding, encode, with_masks
 
 T = TypeVar("T")
@@ -362,3 +363,21 @@ def token_picker(label: str, tokens, key: str, default: int = 1, help: str | Non
     chosen = st.pills(label, list(range(len(tokens))), key=key, default=min(default, len(tokens) - 1),
                       format_func=labels.__getitem__, bind="query-params", help=help)
     return 0 if chosen is None else int(chosen)
+
+
+def corpus_index(loaded: bertlab.LoadedModel, corpus: Corpus) -> CorpusIndex:
+    """The corpus index for this model, built once per process (in the one result cache, keyed by the
+    corpus file's hash) with a progress bar."""
+
+    def build() -> CorpusIndex:
+        bar = st.progress(0.0, text=f"Indexing {len(corpus):,} sentences of {corpus.name} with {loaded.info.name}…")
+
+        def step(done: int, total: int) -> None:
+            bar.progress(done / max(total, 1), text=f"Indexing {corpus.name} with {loaded.info.name}: {done:,} of {total:,} sentences")
+
+        try:
+            return build_index(loaded, corpus, progress=step)
+        finally:
+            bar.empty()
+
+    return compute(loaded, "corpus_index", (corpus.digest,), build, spinner="Running BERT over the corpus…")

@@ -124,7 +124,43 @@ def run_bench(size: str = "bert-base", device: str | None = None, repeats: int =
             app = measure_app(f"random:{size}", browser=browser, analyses=analyses)
             result["notes"] += app.pop("notes")
             result.update(app)
+    result.update(p9_index_seconds=None, p9_query_ms=None, p9_index_mb=None)
+    try:
+        result.update(measure_corpus(device, repeats))
+    except Exception as err:  # a bench reports what it could not measure instead of dying
+        result["notes"].append(f"p9: corpus measurement failed: {type(err).__name__}: {err}")
     return result
+
+
+CORPUS_QUERY = ("I sat on the bank and watched the river flow.", "bank")
+
+
+def measure_corpus(device: str | None = "cpu", repeats: int = 3, loaded: LoadedModel | None = None, corpus=None) -> dict:
+    """P9: index the shipped sense corpus with the packaged MiniLM (s, median), a neighbours query once the
+    index exists (ms: the query sentence's forward pass plus the search), and the index's memory (MB)."""
+    from . import corpus as corpora
+    from .loading import PACKAGED_MODEL, load_model
+
+    loaded = loaded or load_model(PACKAGED_MODEL, device=device or "auto")
+    corpus = corpus or corpora.shipped_corpus()
+    sentence, word = CORPUS_QUERY if corpus is corpora.shipped_corpus() else (corpus.sentences[0], corpus.words[0])
+    corpora.occurrence(loaded, sentence, word)  # first-call costs are not what P9 measures
+    indexes = []
+    seconds = median_seconds(lambda: indexes.append(corpora.build_index(loaded, corpus)), max(1, min(3, repeats)), warmup=0)
+    index = indexes[-1]
+    layer = index.layers - 1
+
+    def query() -> object:
+        return corpora.neighbors(index, word, corpora.occurrence(loaded, sentence, word), layer, "bidirectional", 5)
+
+    vector = corpora.occurrence(loaded, sentence, word)
+    search = median_seconds(lambda: corpora.neighbors(index, word, vector, layer, "bidirectional", 5), 50)
+    return {
+        "p9_index_seconds": seconds,
+        "p9_query_ms": 1000 * median_seconds(query, 20),
+        "p9_index_mb": index.nbytes / 2**20,
+        "p9_detail": {"model": loaded.info.name, "device": str(loaded.device), "sentences": len(index), "search_ms": 1000 * search},
+    }
 
 
 HALF_TOLERANCE = {"attention": 2e-2, "hidden_cosine": 0.99}

@@ -1,4 +1,5 @@
-"""Command line: `python -m bertlab analyze|senses|head|layers|...`. JSON output is a contract for scripts."""
+"""Command line: `python -m bertlab analyze|senses|probe-senses|neighbors|head|layers|ablate|knockout|importance|attribute|
+prefetch|bench`. JSON output is a contract for scripts."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 
 from .errors import BertlabError
 from .loading import DEFAULT_MODEL
+from .masks import MASK_TYPES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,6 +80,18 @@ def _parser() -> argparse.ArgumentParser:
     attribute.add_argument("--steps", type=int, default=32, help="integrated-gradients steps (batched)")
     attribute.add_argument("--pair", help="second sentence (segment B)")
     model_options(attribute)
+    probe = sub.add_parser("probe-senses", help="at which layer do senses separate? leave-one-out 1-NN over a corpus")
+    probe.add_argument("corpus", nargs="?", help="a .tsv/.csv with word, sense, sentence (default: the shipped corpus)")
+    model_options(probe)
+
+    near = sub.add_parser("neighbors", help="the corpus sentences whose word is nearest to the word in TEXT")
+    near.add_argument("text")
+    near.add_argument("--target", required=True, help="the word to look at (in TEXT and in the corpus)")
+    near.add_argument("--corpus", help=".tsv/.csv with word, sense, sentence, or .txt one sentence per line (default: shipped)")
+    near.add_argument("--layer", type=int, default=-1, help="0 = embedding output; negative counts from the top (default: last)")
+    near.add_argument("--mask", default="bidirectional", choices=MASK_TYPES)
+    near.add_argument("--k", type=int, default=5)
+    model_options(near)
 
     prefetch = sub.add_parser("prefetch", help="download checkpoints into the local cache for offline use")
     prefetch.add_argument("models", nargs="+")
@@ -119,6 +133,8 @@ def _run(args: argparse.Namespace) -> int:
         for name, path in zip(args.models, prefetch(args.models)):
             print(f"{name}: {path}")
         return 0
+    if args.command in ("probe-senses", "neighbors"):
+        return _corpus_command(args)
     if args.top_k < 1 if args.command == "analyze" else False:
         raise BertlabError("--top-k must be at least 1.")
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
@@ -264,4 +280,48 @@ def _senses_text(data: dict) -> str:
         lines.append(f"{kind}:")
         for row in data[kind][-1]:
             lines.append("  " + " ".join(f"{v:6.3f}" for v in row))
+    return "\n".join(lines)
+
+
+def _corpus_command(args: argparse.Namespace) -> int:
+    """probe-senses and neighbors: the corpus is read (and refused) before the model loads."""
+    from . import corpus as corpora
+    from .loading import load_model
+
+    if args.command == "neighbors" and args.k < 1:
+        raise BertlabError("--k must be at least 1.")
+    corpus = corpora.load_corpus(args.corpus)
+    if args.command == "neighbors":
+        corpus = corpus.select(args.target)  # only the target's sentences need indexing
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype)
+    if loaded.info.notice:
+        print(f"notice: {loaded.info.notice}", file=sys.stderr)
+    index = corpora.build_index(loaded, corpus)
+    if index.skipped:
+        print(f"notice: {len(index.skipped)} sentence(s) left out: the word lies beyond {loaded.max_length} tokens.", file=sys.stderr)
+    if args.command == "probe-senses":
+        data = corpora.probe(index).to_dict()
+        print(json.dumps(data) if args.json else _probe_text(data))
+    else:
+        query = corpora.occurrence(loaded, args.text, args.target)
+        data = corpora.neighbors(index, args.target, query, args.layer, args.mask, args.k).to_dict()
+        print(json.dumps(data) if args.json else _neighbors_text(data))
+    return 0
+
+
+def _probe_text(data: dict) -> str:
+    lines = [
+        f"sense probe: {data['model']} on {data['corpus']} ({data['count']} sentences, {len(data['words'])} words), "
+        "leave-one-out 1-nearest-neighbour accuracy",
+        f"{'layer':>5}  {'bidirectional':>13}  {'causal':>6}  {'baseline':>8}",
+    ]
+    for layer in data["layers"]:
+        lines.append(f"{layer:>5}  {data['bidirectional'][layer]:>13.3f}  {data['causal'][layer]:>6.3f}  {data['baseline']:>8.3f}")
+    return "\n".join(lines)
+
+
+def _neighbors_text(data: dict) -> str:
+    lines = [f"'{data['target']}' at layer {data['layer']}, {data['mask']} mask; vote: {data['vote'] or '(unlabelled corpus)'}"]
+    for n in data["neighbors"]:
+        lines.append(f"  {n['cosine']:.3f}  {n['sense'] or '-':<12}  {n['sentence']}")
     return "\n".join(lines)

@@ -15,6 +15,7 @@ from plotly.subplots import make_subplots
 
 from .analysis import Embeddings, MaskRun, Prediction
 from .inside import HeadSteps
+from .corpus import Probe, Projection
 from .mlm import MaskEach
 from .senses import Senses
 from .tokens import Encoding, Token
@@ -501,3 +502,52 @@ def layer_change_heatmap(tokens: Sequence[Token], change: np.ndarray) -> go.Figu
         tokens, change, 1, "Purples",
         "how much each layer rewrites each token: 1 − cosine(output, input)", "layer",
     )
+
+
+SENSE_COLOURS = ("#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777")
+
+
+def probe_curve(probe: Probe, word: str | None = None) -> go.Figure:
+    """Sense-probe accuracy by layer under each mask, with the majority-sense baseline: where senses separate."""
+    data = probe if word is None else probe.words[word.strip().casefold()]
+    fig = go.Figure()
+    layers = list(range(probe.layers))
+    for kind, accuracy in data.accuracy.items():
+        fig.add_scatter(x=layers, y=accuracy, name=kind, mode="lines+markers", line_color=MASK_COLOURS.get(kind),
+                        hovertemplate=f"{kind}, layer %{{x}}: %{{y:.3f}}<extra></extra>")
+    fig.add_scatter(x=layers, y=[data.baseline] * len(layers), name="majority sense", mode="lines",
+                    line=dict(color="#6b7280", dash="dash"), hovertemplate="always the majority sense: %{y:.3f}<extra></extra>")
+    what = f"all {len(probe.words)} words" if word is None else f"'{html.escape(word.strip())}'"
+    fig.update_layout(
+        title=f"sense probe, {what} ({data.count} sentences): leave-one-out 1-nearest-neighbour accuracy",
+        xaxis=dict(title="layer (0 = embeddings)", dtick=1),
+        yaxis=dict(title="accuracy", range=[0, 1.02]),
+        height=360,
+        margin=dict(l=10, r=10, t=50, b=10),
+        legend=dict(orientation="h", y=-0.25),
+    )
+    return fig
+
+
+def corpus_projection(projections: Sequence[Projection]) -> go.Figure:
+    """One word's corpus occurrences on two principal components, per mask, coloured by sense; ★ your sentence."""
+    fig = make_subplots(rows=1, cols=len(projections), subplot_titles=[f"{p.mask} (PCA, layer {p.layer})" for p in projections])
+    senses = list(dict.fromkeys(s for p in projections for s in p.senses))
+    colour = {s: SENSE_COLOURS[i % len(SENSE_COLOURS)] for i, s in enumerate(senses)}
+    for c, p in enumerate(projections, start=1):
+        n = len(p.senses)
+        for sense in senses:
+            rows = [i for i in range(n) if p.senses[i] == sense]
+            fig.add_scatter(
+                x=p.coords[rows, 0], y=p.coords[rows, 1], mode="markers", name=str(sense if sense is not None else "unlabelled"),
+                legendgroup=str(sense), showlegend=c == 1, marker=dict(size=9, color=colour[sense], opacity=0.8),
+                customdata=[html.escape(p.sentences[i]) for i in rows], hovertemplate="%{customdata}<extra></extra>", row=1, col=c,
+            )
+        if p.query is not None:
+            fig.add_scatter(
+                x=p.coords[n:, 0], y=p.coords[n:, 1], mode="markers", name="your sentence", legendgroup="query",
+                showlegend=c == 1, marker=dict(size=18, symbol="star", color="#111827"),
+                customdata=[html.escape(p.query)], hovertemplate="%{customdata}<extra></extra>", row=1, col=c,
+            )
+    fig.update_layout(height=400, margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.12))
+    return fig

@@ -69,7 +69,13 @@ def test_senses_and_mask_each_are_cached_across_reruns(tiny_bert_dir, monkeypatc
     calls = []
     real = bertlab.senses
     monkeypatch.setattr(bertlab, "senses", lambda *a, **k: calls.append(1) or real(*a, **k))
-    at = start(str(tiny_bert_dir), page="views/word_sense.py")
+    at = AppTest.from_file(APP, default_timeout=60)
+    for key, value in dict(model=str(tiny_bert_dir), device="cpu", text="a cat .", pair="", target="bank",
+                           sentences="only this test has the bank here .\nand the bank there , only here .").items():
+        at.session_state[key] = value
+    at.run()
+    at.switch_page("views/word_sense.py")
+    at.run()
     at.run()
     at.run()
     assert len(calls) == 1, "a rerun (a slider move) must not run the sentences again"

@@ -1,7 +1,8 @@
 import streamlit as st
 
 import lab_ui
-from bertlab import figures
+from bertlab import InputError, figures
+from bertlab import corpus as corpora
 
 SENSE_PRESETS = {
     "bank": (
@@ -54,3 +55,80 @@ n = len(result.sentences)
 i = c1.selectbox("Compare sentence", range(n), format_func=lambda k: f"S{k + 1}", key="pair_i")
 j = c2.selectbox("with sentence", range(n), index=min(1, n - 1), format_func=lambda k: f"S{k + 1}", key="pair_j")
 lab_ui.chart(figures.similarity_by_layer(result, i, j), key="by_layer")
+
+# --- over a corpus ---------------------------------------------------------------------------------
+
+st.divider()
+st.subheader("Over a corpus")
+st.markdown(
+    f"A few sentences show a word drifting; a corpus shows whether BERT really **separates its senses**. "
+    f"The shipped corpus has {len(corpora.shipped_corpus()):,} hand-written sentences: "
+    f"{len(corpora.shipped_corpus().vocabulary)} ambiguous words × 2 senses × 8, half of them settling the sense "
+    "*before* the word and half only *after* it. Every occurrence is indexed at every layer under both masks."
+)
+uploaded = st.file_uploader(
+    "Your own corpus (optional)",
+    type=["tsv", "csv", "txt"],
+    key="corpus_file",
+    help=f"A .tsv or .csv with a header row and the columns word, sense, sentence; or a .txt with one sentence per "
+    f"line (unlabelled: neighbours without a vote, no probe). At most {corpora.MAX_CORPUS_BYTES / 1e6:.0f} MB, "
+    f"{corpora.MAX_ROWS:,} sentences, {corpora.MAX_SENTENCE_CHARS} characters per sentence.",
+)
+corpus = corpora.shipped_corpus()
+if uploaded is not None:
+    try:
+        corpus = corpora.read_corpus(uploaded.getvalue(), uploaded.name)
+    except InputError as err:
+        st.warning(f"{err} Showing the shipped corpus instead.", icon="✋")
+word = target.strip()
+if corpus.plain:
+    try:
+        corpus = corpus.select(word)
+    except InputError as err:
+        st.warning(f"{err} Showing the shipped corpus instead.", icon="✋")
+        corpus = corpora.shipped_corpus()
+index = lab_ui.corpus_index(loaded, corpus)
+words = sorted(index.groups)
+st.caption(
+    f"**{corpus.name}**: {len(index):,} sentences, {len(words)} word(s), "
+    + ("labelled with senses" if corpus.labelled else "unlabelled")
+    + f" · index {index.nbytes / 2**20:.1f} MB (float16)"
+    + (f" · {len(index.skipped)} left out (the word lies beyond {loaded.max_length} tokens)" if index.skipped else "")
+)
+in_corpus = word.casefold() in index.groups
+if not in_corpus:
+    st.info(f"'{word}' is not a word of {corpus.name}. Type one of these as the target word: {', '.join(words)}.", icon="🔎")
+else:
+    c1, c2 = st.columns([3, 1])
+    i = c1.selectbox("Your sentence", range(len(result.sentences)), format_func=lambda k: f"S{k + 1}: {result.sentences[k]}", key="corpus_sentence")
+    k = c2.number_input("Neighbours", 1, 20, 5, key="corpus_k")
+    # the word's vectors in your sentence come from the run above: the same pooling as the index
+    query = {kind: result.vectors[kind][:, i] for kind in result.vectors}
+    st.markdown(f"The corpus sentences whose **{word}** is nearest to yours at layer {layer} (cosine):")
+    for column, kind in zip(st.columns(2), index.mask_types):
+        near = corpora.neighbors(index, word, query, layer, kind, k)
+        with column:
+            st.markdown(f"**{kind}** · vote: **{near.vote or '—'}**")
+            st.dataframe(
+                [{"cosine": round(n.cosine, 3), "sense": n.sense or "", "sentence": n.sentence} for n in near.neighbors],
+                hide_index=True,
+                key=f"near_{kind}",
+            )
+    projections = [corpora.projection(index, word, layer, kind, query, result.sentences[i]) for kind in index.mask_types]
+    lab_ui.chart(figures.corpus_projection(projections), key="corpus_pca")
+
+if corpus.labelled:
+    st.markdown(
+        "**The sense probe.** For every corpus sentence, find the nearest *other* sentence with the same word "
+        "(cosine, at one layer and mask): does it have the same sense? The dashed line is what always guessing "
+        "the word's most common sense scores."
+    )
+    sense_probe = corpora.probe(index)
+    left, right = st.columns(2)
+    with left:
+        lab_ui.chart(figures.probe_curve(sense_probe), key="probe_all")
+    if in_corpus and word.casefold() in sense_probe.words:
+        with right:
+            lab_ui.chart(figures.probe_curve(sense_probe, word), key="probe_word")
+else:
+    st.info("This corpus has no senses, so there is no sense probe; its neighbours still show.")
