@@ -7,18 +7,25 @@ st.set_page_config(page_title="bertlab", page_icon="🔬", layout="wide", initia
 
 import lab_ui  # noqa: E402  (after set_page_config)
 
-PAGES = [
-    st.Page("views/lesson.py", title="Guided lesson", icon="🎓", url_path="lesson", default=True),
-    st.Page("views/tokens.py", title="Tokenization", icon="🧩", url_path="tokens"),
-    st.Page("views/embeddings.py", title="Embeddings", icon="➕", url_path="embeddings"),
-    st.Page("views/attention.py", title="Attention", icon="🔗", url_path="attention"),
-    st.Page("views/masked_lm.py", title="Masked LM", icon="🎭", url_path="masked-lm"),
-    st.Page("views/masking.py", title="Bidirectional vs causal", icon="↔️", url_path="masking"),
-    st.Page("views/word_sense.py", title="Word sense", icon="🏦", url_path="word-sense"),
-    st.Page("views/next_sentence.py", title="Next sentence", icon="⏭️", url_path="next-sentence"),
-]
+PAGES = {
+    "Learn": [
+        st.Page("views/lesson.py", title="Guided lesson", icon="🎓", url_path="lesson", default=True),
+        st.Page("views/tokens.py", title="Tokenization", icon="🧩", url_path="tokens"),
+        st.Page("views/embeddings.py", title="Embeddings", icon="➕", url_path="embeddings"),
+        st.Page("views/masked_lm.py", title="Masked LM", icon="🎭", url_path="masked-lm"),
+        st.Page("views/next_sentence.py", title="Next sentence", icon="⏭️", url_path="next-sentence"),
+    ],
+    "Look inside": [
+        st.Page("views/attention.py", title="Attention", icon="🔗", url_path="attention"),
+        st.Page("views/head.py", title="Inside a head", icon="🔍", url_path="head"),
+        st.Page("views/layers.py", title="Layers and the residual stream", icon="🥞", url_path="layers"),
+        st.Page("views/masking.py", title="Bidirectional vs causal", icon="↔️", url_path="masking"),
+        st.Page("views/word_sense.py", title="Word sense", icon="🏦", url_path="word-sense"),
+    ],
+}
 
 # The default page is served at "/" (its url_path is ignored), so it is the lesson: every other page keeps its link.
 page = st.navigation(PAGES)
+st.session_state["_page"] = page.url_path or "lesson"
 lab_ui.sidebar()
 page.run()

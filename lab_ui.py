@@ -6,22 +6,41 @@ reproduces it. The engine (`bertlab`) never imports this module.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import os
-import sys
 import threading
 from typing import Callable, TypeVar
 
 import cachetools
+import numpy as np
+import torch
 
 import streamlit as st
 
 import bertlab
 from bertlab.analysis import Analysis, analyze_encoding
-from bertlab.loading import as_fallback, check_allowed
+from bertlab.loading import check_allowed
 from bertlab.tokens import Encoding, encode, with_masks
 
 T = TypeVar("T")
+log = logging.getLogger("bertlab.app")
+
+
+def _configure_logging() -> None:
+    """bertlab's loggers write to the server's stderr (once per process): model loads, fallbacks, and the
+    traceback of any unexpected error a page caught."""
+    root = logging.getLogger("bertlab")
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s bertlab: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(os.environ.get("BERTLAB_LOG_LEVEL", "INFO").upper())
+        root.propagate = False
+
+
+_configure_logging()
 
 MODELS = [
     "bert-base-uncased",
@@ -89,22 +108,19 @@ def sidebar() -> None:
                 st.warning(info.notice, icon="📦")
 
 
-@st.cache_resource(show_spinner=False, max_entries=2)
+MODEL_SLOTS = 4
+"""Models held per process (st.cache_resource): two compared side by side, the packaged MiniLM and one more."""
+
+
+@st.cache_resource(show_spinner=False, max_entries=MODEL_SLOTS)
 def _load(name: str, device: str) -> bertlab.LoadedModel:
-    try:
-        loaded = bertlab.load_model(name, device=device, fallback=False)
-    except bertlab.OfflineError:
-        if name != bertlab.DEFAULT_MODEL:
-            raise
-        # the offline stand-in shares the cached packaged model: one copy of the weights per process
-        return as_fallback(_load(bertlab.PACKAGED_MODEL, device), name)
-    print(f"bertlab: loaded {loaded.info.name} on {loaded.info.device}", file=sys.stderr, flush=True)
-    return loaded
+    # the offline stand-in for the default shares this cache's packaged model: one copy of its weights
+    return bertlab.load_model(name, device=device, packaged=lambda: _load(bertlab.PACKAGED_MODEL, device))
 
 
-def model_or_none() -> bertlab.LoadedModel | None:
-    """The process's one copy of the chosen model, or None after showing why it could not load."""
-    name = (st.session_state.get("model") or bertlab.DEFAULT_MODEL).strip()
+def model_or_none(name: str | None = None) -> bertlab.LoadedModel | None:
+    """The process's one copy of a model (default: the sidebar's), or None after showing why it could not load."""
+    name = (name or st.session_state.get("model") or bertlab.DEFAULT_MODEL).strip()
     device = st.session_state.get("device") or "auto"
     try:
         check_allowed(name)  # the policy applies to models already in the cache too
@@ -113,10 +129,14 @@ def model_or_none() -> bertlab.LoadedModel | None:
     except bertlab.BertlabError as err:
         st.error(str(err), icon="⚠️")
         return None
+    except Exception:  # never a traceback in the page; the operator gets it in the log
+        log.exception("loading %r on %s failed", name, device)
+        st.error(f"'{name}' could not be loaded because of an unexpected error; the server log has the details.", icon="⚠️")
+        return None
 
 
-def model() -> bertlab.LoadedModel:
-    loaded = model_or_none()
+def model(name: str | None = None) -> bertlab.LoadedModel:
+    loaded = model_or_none(name)
     if loaded is None:
         st.info("Choose another model in the sidebar (for example 'minilm', which needs no network).")
         st.stop()
@@ -127,43 +147,97 @@ CACHE_MB = int(os.environ.get("BERTLAB_CACHE_MB", "256"))
 
 
 @st.cache_resource(show_spinner=False)
-def _analyses() -> tuple[cachetools.LRUCache, threading.Lock]:
-    """Analyses shared by every session of this process, least recently used out first, within CACHE_MB.
+def _results() -> tuple[cachetools.LRUCache, threading.Lock]:
+    """Every engine result (analyses, senses, mask-each, logit lens, experiments, ...) shared by every
+    session of this process, least recently used out first, within CACHE_MB.
 
-    Entries are compact (float16 attentions): a 512-token analysis of BERT-base still holds ~200 MB,
-    so the bound is in bytes, not entries (st.cache_data would also pickle a copy per read)."""
-    return cachetools.LRUCache(maxsize=CACHE_MB * 2**20, getsizeof=lambda a: a.nbytes), threading.Lock()
+    Analyses are stored compact (float16 attentions): a 512-token analysis of BERT-base still holds
+    ~200 MB, so the bound is in bytes, not entries (st.cache_data would also pickle a copy per read)."""
+    return cachetools.LRUCache(maxsize=CACHE_MB * 2**20, getsizeof=nbytes), threading.Lock()
 
 
-def _analysis(loaded: bertlab.LoadedModel, text: str, pair: str, masked: tuple[int, ...], top_k: int) -> Analysis:
-    cache, lock = _analyses()
-    key = (loaded.info.name, loaded.info.device, text, pair, masked, top_k)
+def nbytes(value: object, depth: int = 0) -> int:
+    """Bytes held by a result's arrays and tensors (dataclasses, dicts and lists walked a few levels deep)."""
+    if hasattr(value, "nbytes") and not isinstance(value, (np.ndarray, torch.Tensor)) and depth == 0:
+        return int(value.nbytes)
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, torch.Tensor):
+        return value.element_size() * value.nelement()
+    if depth > 4:
+        return 0
+    if dataclasses.is_dataclass(value):
+        value = vars(value)
+    if isinstance(value, dict):
+        return 64 + sum(nbytes(v, depth + 1) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return 64 + sum(nbytes(v, depth + 1) for v in value)
+    return 64
+
+
+def cached(loaded: bertlab.LoadedModel, what: str, inputs: tuple, compute: Callable[[], T]) -> T:
+    """One cache for every engine result, keyed by the loaded model's identity (its ModelInfo: name, device,
+    dtype and notice, so the offline stand-in never shares entries with an explicit 'minilm') and the inputs."""
+    cache, lock = _results()
+    key = (loaded.info, what, inputs)
     with lock:
         hit = cache.get(key)
     if hit is not None:
         return hit
-    encoding = encode(loaded, text, pair or None)
-    if masked:
-        encoding = with_masks(loaded, encoding, masked)
-    result = analyze_encoding(loaded, encoding, top_k=top_k).compact()
+    result = compute()
     with lock:
-        if result.nbytes <= cache.maxsize:
+        if nbytes(result) <= cache.maxsize:
             cache[key] = result
     return result
 
 
-def analysis(masked: tuple[int, ...] = (), top_k: int = 5) -> Analysis:
-    """The analysis of the sidebar's text, shared by every page (one forward pass, cached by its inputs)."""
-    loaded = model()
+def compute(loaded: bertlab.LoadedModel, what: str, inputs: tuple, work: Callable[[], T], spinner: str | None = "Running BERT…") -> T:
+    """A cached engine result, computed under a spinner with the page's error handling."""
+    return guarded(lambda: cached(loaded, what, inputs, work), spinner=spinner)
+
+
+def _encoding(loaded: bertlab.LoadedModel, text: str, pair: str, masked: tuple[int, ...]) -> Encoding:
+    encoding = encode(loaded, text, pair or None)
+    return with_masks(loaded, encoding, masked) if masked else encoding
+
+
+def analysis(loaded: bertlab.LoadedModel | None = None, masked: tuple[int, ...] = (), top_k: int = 5) -> Analysis:
+    """The analysis of the sidebar's text (one forward pass, cached by model and inputs), for `loaded`
+    (default: the sidebar's model)."""
+    loaded = loaded or model()
     state = st.session_state
-    return guarded(
-        lambda: _analysis(loaded, state.get("text", ""), state.get("pair", ""), tuple(sorted(masked)), top_k),
-        spinner="Running BERT…",
+    text, pair, masked = state.get("text", ""), state.get("pair", ""), tuple(sorted(masked))
+    return compute(
+        loaded, "analysis", (text, pair, masked, top_k),
+        lambda: analyze_encoding(loaded, _encoding(loaded, text, pair, masked), top_k=top_k).compact(),
     )
 
 
-def encoding() -> Encoding:
-    loaded = model()
+def encoding_key(encoding: Encoding) -> tuple:
+    """What a result computed from an encoding depends on: its token ids and segments."""
+    return tuple((t.id, t.segment) for t in encoding.tokens)
+
+
+def senses(loaded: bertlab.LoadedModel, target: str, sentences: list[str]) -> bertlab.Senses:
+    """A word across sentences (one batched pass), cached."""
+    return compute(loaded, "senses", (target, tuple(sentences)), lambda: bertlab.senses(loaded, target, sentences),
+                   spinner="Running BERT on every sentence…")
+
+
+def mask_each(loaded: bertlab.LoadedModel, result: Analysis, kind: str) -> bertlab.MaskEach:
+    """Mask-each-token pseudo-log-likelihood (one batched pass of n rows), cached."""
+    return compute(loaded, "mask_each", (encoding_key(result.encoding), kind),
+                   lambda: bertlab.mask_each_token(loaded, result.encoding, kind=kind), spinner="Masking each token…")
+
+
+def logit_lens(loaded: bertlab.LoadedModel, result: Analysis, position: int, top_k: int = 5) -> list:
+    """The MLM head read at every layer for one position, cached."""
+    return compute(loaded, "logit_lens", (encoding_key(result.encoding), position, top_k),
+                   lambda: bertlab.logit_lens(loaded, result, position, top_k=top_k), spinner=None)
+
+
+def encoding(loaded: bertlab.LoadedModel | None = None) -> Encoding:
+    loaded = loaded or model()
     return guarded(lambda: encode(loaded, st.session_state.get("text", ""), st.session_state.get("pair") or None))
 
 
@@ -183,6 +257,7 @@ def _one_at_a_time(work: Callable[[], T]) -> T:
 
 def guarded(work: Callable[[], T], spinner: str | None = None) -> T:
     """Run engine work; a bad input becomes a message on the page, and the rest of the app stays usable.
+    An unexpected error is logged with its traceback for the operator; the page gets one short line.
 
     With a spinner, the work counts as heavy: one such job per session at a time."""
     try:
@@ -194,7 +269,8 @@ def guarded(work: Callable[[], T], spinner: str | None = None) -> T:
         st.warning(str(err), icon="✋")
         st.stop()
     except Exception as err:  # a view must never show a traceback
-        st.error(f"Something went wrong: {type(err).__name__}: {err}")
+        log.exception("unexpected error in %s", st.session_state.get("_page", "a page"))
+        st.error(f"Something went wrong ({type(err).__name__}); the server log has the details. The rest of the app still works.")
         st.stop()
 
 
@@ -267,3 +343,22 @@ def layer_head(result: Analysis, prefix: str = "") -> tuple[int, int]:
     layer = c1.slider("Layer", 0, layers - 1, key=f"{prefix}layer", bind="query-params")
     head = c2.slider("Head", 0, heads - 1, key=f"{prefix}head", bind="query-params")
     return layer, head
+
+
+def token_labels(tokens) -> list[str]:
+    """Token texts made unique (a repeated piece gets its position), because a URL-bound widget stores
+    the label, and duplicate labels would point to the last occurrence."""
+    counts: dict[str, int] = {}
+    for t in tokens:
+        counts[t.text] = counts.get(t.text, 0) + 1
+    return [t.text if counts[t.text] == 1 else f"{t.text} ({t.position})" for t in tokens]
+
+
+def token_picker(label: str, tokens, key: str, default: int = 1, help: str | None = None) -> int:
+    """Tap a token (pills wrap on a phone); bound to the URL by the token's label."""
+    labels = token_labels(tokens)
+    if not isinstance(st.session_state.get(key, 0), int) or st.session_state.get(key, 0) >= len(tokens):
+        st.session_state.pop(key, None)
+    chosen = st.pills(label, list(range(len(tokens))), key=key, default=min(default, len(tokens) - 1),
+                      format_func=labels.__getitem__, bind="query-params", help=help)
+    return 0 if chosen is None else int(chosen)

@@ -8,22 +8,18 @@ figure builders and pages never call the model again.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field, replace
-from typing import Iterator
+from functools import cached_property
 
 import numpy as np
 import torch
 
-from . import masks
-from .errors import ResourceError
+from . import hooks, masks, metrics
 from .loading import LoadedModel, ModelInfo
-from .policy import model_slot
+from .metrics import HEAD_STATS, head_statistics, rollout
 from .tokens import Encoding, Token, encode
 
-HEAD_STATS = ("entropy", "cls", "sep", "self", "distance")
-"""Per-head statistics: attention entropy (nats), attention mass on [CLS], on [SEP], on the token
-itself, and the mean signed distance (key position - query position) of what a token attends to."""
+__all__ = ["HEAD_STATS", "Analysis", "Embeddings", "MaskRun", "Prediction", "analyze", "analyze_encoding", "run_encoder"]
 
 
 @dataclass(frozen=True)
@@ -61,9 +57,17 @@ class MaskRun:
     hidden_states: np.ndarray
     """(layer + 1, token, hidden); index 0 is the embedding output."""
     head_stats: dict[str, np.ndarray]
-    rollout: np.ndarray
-    """(layer, query, key): attention rollout (Abnar & Zuidema, 2020) up to and including each layer."""
     mlm: dict[int, list[Prediction]] = field(default_factory=dict)
+
+    @cached_property
+    def rollout(self) -> np.ndarray:
+        """(layer, query, key): attention rollout (Abnar & Zuidema, 2020) up to and including each layer,
+        computed the first time a view asks."""
+        return rollout(metrics.as_tensor(self.attentions)).numpy().astype(self.attentions.dtype)
+
+    def layer_change(self) -> np.ndarray:
+        """(layer, token): 1 − cosine(output of layer l, its input)."""
+        return metrics.layer_change(self.hidden_states)
 
 
 @dataclass
@@ -86,18 +90,22 @@ class Analysis:
         """Memory held by the arrays, for caches bounded in bytes."""
         arrays = [a for a in vars(self.embeddings).values() if isinstance(a, np.ndarray)]
         for run in self.runs.values():
-            arrays += [run.allowed, run.attentions, run.hidden_states, run.rollout, *run.head_stats.values()]
+            arrays += [run.allowed, run.attentions, run.hidden_states, *run.head_stats.values()]
+            if "rollout" in vars(run):
+                arrays.append(run.rollout)
         return sum(a.nbytes for a in arrays)
 
     def compact(self) -> Analysis:
-        """A copy with attention and rollout weights in float16, for caches: they are most of the bytes
-        (BERT-base at 512 tokens: 330 of 360 MB), and float16's ~3 significant digits are more than any
-        view shows. Exact zeros (the causal mask) stay exact; hidden states stay float32 for cosines."""
-        half = {
-            kind: replace(run, attentions=run.attentions.astype(np.float16), rollout=run.rollout.astype(np.float16))
-            for kind, run in self.runs.items()
-        }
+        """A copy with attention weights in float16, for caches: they are most of the bytes (BERT-base at
+        512 tokens: 330 of 360 MB), and float16's ~3 significant digits are more than any view shows.
+        Exact zeros (the causal mask) stay exact; hidden states stay float32 for cosines; rollout, computed
+        when asked, follows the attentions' dtype."""
+        half = {kind: replace(run, attentions=run.attentions.astype(np.float16)) for kind, run in self.runs.items()}
         return replace(self, runs=half)
+
+    def divergence(self) -> np.ndarray:
+        """(layer + 1, token): 1 − cosine(bidirectional, causal hidden state): where seeing the right side matters."""
+        return 1 - metrics.cosine(self.bidirectional.hidden_states, self.causal.hidden_states)
 
     @property
     def truncated(self) -> bool:
@@ -144,29 +152,6 @@ class Analysis:
         }
 
 
-@contextlib.contextmanager
-def capture_outputs(modules: dict[str, torch.nn.Module]) -> Iterator[dict[str, torch.Tensor]]:
-    """Forward hooks that record each named module's output (first batch row) during one pass."""
-    cache: dict[str, torch.Tensor] = {}
-    handles = [
-        module.register_forward_hook(lambda _m, _inp, out, name=name: cache.__setitem__(name, out[0].detach()))
-        for name, module in modules.items()
-    ]
-    try:
-        yield cache
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-def embedding_modules(loaded: LoadedModel) -> dict[str, torch.nn.Module]:
-    emb = loaded.embeddings
-    parts = {"token": emb.word_embeddings, "position": emb.position_embeddings}
-    if loaded.info.has_segments:
-        parts["segment"] = emb.token_type_embeddings
-    return parts
-
-
 def run_encoder(
     loaded: LoadedModel,
     input_ids: torch.Tensor,
@@ -175,21 +160,9 @@ def run_encoder(
     *,
     internals: bool = True,
 ):
-    """One forward pass of the encoder (no heads) on a batch with 4D additive masks."""
-    device = loaded.device
-    kwargs = {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device, loaded.dtype)}
-    if loaded.info.has_segments and token_type_ids is not None:
-        kwargs["token_type_ids"] = token_type_ids.to(device)
-    try:
-        with model_slot(), torch.inference_mode():
-            return loaded.encoder(**kwargs, output_attentions=internals, output_hidden_states=internals, return_dict=True)
-    except torch.OutOfMemoryError as err:
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        raise ResourceError(
-            f"The {device.type.upper()} ran out of memory for {input_ids.shape[0]} x {input_ids.shape[1]} tokens. "
-            "Try a shorter text, fewer sentences, or the CPU (Device in the sidebar, --device cpu)."
-        ) from err
+    """One forward pass of the encoder with the model's own attentions and hidden states (see `hooks.run`)."""
+    out, _ = hooks.run(loaded, input_ids, token_type_ids, attention_mask, internals=internals)
+    return out
 
 
 def analyze(
@@ -212,12 +185,15 @@ def analyze_encoding(
     input_ids = encoding.input_ids.expand(batch, -1)
     token_type_ids = encoding.token_type_ids.expand(batch, -1)
     attention_mask = masks.stacked(mask_types, length, loaded.dtype)
-    with capture_outputs(embedding_modules(loaded)) as parts:
-        out = run_encoder(loaded, input_ids, token_type_ids, attention_mask)
+    parts = [name for name in hooks.EMBED_POINTS if name != "embed.out"]
+    out, cache = hooks.run(
+        loaded, input_ids, token_type_ids, attention_mask,
+        capture=[p for p in parts if p != "embed.segment" or loaded.info.has_segments], internals=True,
+    )
 
     hidden = torch.stack(out.hidden_states, dim=1)  # (mask, layer + 1, token, hidden)
     attn = torch.stack(out.attentions, dim=1)  # (mask, layer, head, query, key)
-    embeddings = _embeddings(loaded, parts, hidden[0, 0])
+    embeddings = _embeddings(loaded, cache, hidden[0, 0])
     specials = _special_positions(loaded, encoding)
 
     mlm_positions = encoding.mask_positions if loaded.mlm_head is not None else []
@@ -231,7 +207,6 @@ def analyze_encoding(
             attentions=_np(attn[i]),
             hidden_states=_np(hidden[i]),
             head_stats={k: _np(v) for k, v in head_statistics(attn[i].float(), specials).items()},
-            rollout=_np(rollout(attn[i].float())),
             mlm={p: predictions[i][j] for j, p in enumerate(mlm_positions)} if predictions else {},
         )
 
@@ -271,9 +246,11 @@ def _notes(loaded: LoadedModel, encoding: Encoding) -> list[str]:
     return notes
 
 
-def _embeddings(loaded: LoadedModel, parts: dict[str, torch.Tensor], model_output: torch.Tensor) -> Embeddings:
-    token, position = parts["token"], parts["position"]
-    segment = parts.get("segment")
+def _embeddings(loaded: LoadedModel, cache: hooks.Cache, model_output: torch.Tensor) -> Embeddings:
+    """The first row's three embedding lookups (captured at the model's own embedding modules), their sum
+    and LayerNorm, and how far that is from the model's own embedding output."""
+    token, position = cache["embed.token"][0], cache["embed.position"][0]
+    segment = cache["embed.segment"][0] if "embed.segment" in cache else None
     total = token + position + (segment if segment is not None else 0)
     with torch.inference_mode():
         normed = loaded.embeddings.LayerNorm(total)
@@ -295,34 +272,6 @@ def _special_positions(loaded: LoadedModel, encoding: Encoding) -> dict[str, lis
         "cls": [t.position for t in encoding.tokens if t.id == tok.cls_token_id],
         "sep": [t.position for t in encoding.tokens if t.id == tok.sep_token_id],
     }
-
-
-def head_statistics(attn: torch.Tensor, specials: dict[str, list[int]]) -> dict[str, torch.Tensor]:
-    """Per (layer, head) averages over query tokens of `attn` shaped (layer, head, query, key)."""
-    length = attn.shape[-1]
-    positions = torch.arange(length, dtype=attn.dtype, device=attn.device)
-    offset = positions.view(1, -1) - positions.view(-1, 1)  # key - query
-    return {
-        "entropy": -torch.special.xlogy(attn, attn).sum(-1).mean(-1),
-        "cls": attn[..., specials["cls"]].sum(-1).mean(-1),
-        "sep": attn[..., specials["sep"]].sum(-1).mean(-1),
-        "self": attn.diagonal(dim1=-2, dim2=-1).mean(-1),
-        "distance": (attn * offset).sum(-1).mean(-1),
-    }
-
-
-def rollout(attn: torch.Tensor) -> torch.Tensor:
-    """Attention rollout: heads averaged, the residual added as identity, rows renormalized, layers chained."""
-    mixed = attn.mean(1)  # (layer, query, key)
-    eye = torch.eye(mixed.shape[-1], dtype=mixed.dtype, device=mixed.device)
-    mixed = 0.5 * mixed + 0.5 * eye
-    mixed = mixed / mixed.sum(-1, keepdim=True)
-    out = torch.empty_like(mixed)
-    acc = eye
-    for layer in range(mixed.shape[0]):
-        acc = mixed[layer] @ acc
-        out[layer] = acc
-    return out
 
 
 def _top_predictions(loaded: LoadedModel, hidden: torch.Tensor, top_k: int) -> list[list[list[Prediction]]]:

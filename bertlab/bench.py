@@ -147,11 +147,13 @@ def half_agreement(reference, half) -> dict:
     """How far a half-precision analysis is from float32's, and whether it is within HALF_TOLERANCE."""
     import numpy as np
 
+    from .metrics import cosine
+
     attention = max(float(np.abs(half.runs[k].attentions - reference.runs[k].attentions).max()) for k in reference.runs)
     cosines = []
     for k in reference.runs:
         a, b = reference.runs[k].hidden_states, half.runs[k].hidden_states
-        cosines.append(float(((a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))).min()))
+        cosines.append(float(cosine(a, b).min()))
     hidden = min(cosines)
     return {
         "attention_max_abs_diff": attention,

@@ -1,4 +1,4 @@
-"""Command line: `python -m bertlab analyze|senses|prefetch`. JSON output is a contract for scripts."""
+"""Command line: `python -m bertlab analyze|senses|head|layers|...`. JSON output is a contract for scripts."""
 
 from __future__ import annotations
 
@@ -31,6 +31,53 @@ def _parser() -> argparse.ArgumentParser:
     senses.add_argument("--target", required=True)
     senses.add_argument("sentences", nargs="+")
     model_options(senses)
+
+    head = sub.add_parser("head", help="one head step by step for one query token: q, k, v, q·k, scaled, masked, softmax, output")
+    head.add_argument("text")
+    head.add_argument("--layer", type=int, required=True)
+    head.add_argument("--head", type=int, required=True)
+    head.add_argument("--query", type=int, required=True, help="token position of the query (0 is [CLS])")
+    head.add_argument("--mask", default="bidirectional", choices=["bidirectional", "causal"])
+    head.add_argument("--pair", help="second sentence (segment B)")
+    model_options(head)
+
+    layers = sub.add_parser("layers", help="every layer sublayer by sublayer: norms of x, A, LayerNorm(A + x), F, output; top neurons")
+    layers.add_argument("text")
+    layers.add_argument("--mask", default="bidirectional", choices=["bidirectional", "causal"])
+    layers.add_argument("--pair", help="second sentence (segment B)")
+    model_options(layers)
+
+    ablate = sub.add_parser("ablate", help="remove heads and compare with the unmodified run: MLM before/after, hidden-state cosine")
+    ablate.add_argument("text")
+    ablate.add_argument("--heads", required=True, help="L.H[,L.H...], e.g. 3.5,7.0 (layer.head, from 0)")
+    ablate.add_argument("--mode", default="zero", choices=["zero", "mean"])
+    ablate.add_argument("--pair", help="second sentence (segment B)")
+    ablate.add_argument("--top-k", type=int, default=5)
+    model_options(ablate)
+
+    knockout = sub.add_parser("knockout", help="block query->key attention edges and compare with the unmodified run")
+    knockout.add_argument("text")
+    knockout.add_argument("--edge", action="append", required=True, help="Q:K token positions; repeat for more edges")
+    knockout.add_argument("--layers", help="A-B (inclusive) or A,B,C; default: every layer")
+    knockout.add_argument("--pair", help="second sentence (segment B)")
+    knockout.add_argument("--top-k", type=int, default=5)
+    model_options(knockout)
+
+    importance = sub.add_parser("importance", help="drop in log P(top token) at a [MASK] when each head alone is ablated")
+    importance.add_argument("text")
+    importance.add_argument("--position", type=int, required=True)
+    importance.add_argument("--mode", default="zero", choices=["zero", "mean"])
+    importance.add_argument("--pair", help="second sentence (segment B)")
+    model_options(importance)
+
+    attribute = sub.add_parser("attribute", help="attribute a [MASK]'s prediction (or IsNext) to the input tokens (Captum)")
+    attribute.add_argument("text")
+    attribute.add_argument("--position", type=int, help="the [MASK] position; omit with --pair to explain IsNext")
+    attribute.add_argument("--token", help="the token to explain (default: the top prediction)")
+    attribute.add_argument("--method", default="integrated_gradients", choices=["grad_x_input", "integrated_gradients"])
+    attribute.add_argument("--steps", type=int, default=32, help="integrated-gradients steps (batched)")
+    attribute.add_argument("--pair", help="second sentence (segment B)")
+    model_options(attribute)
 
     prefetch = sub.add_parser("prefetch", help="download checkpoints into the local cache for offline use")
     prefetch.add_argument("models", nargs="+")
@@ -77,6 +124,10 @@ def _run(args: argparse.Namespace) -> int:
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     if loaded.info.notice:
         print(f"notice: {loaded.info.notice}", file=sys.stderr)
+    if args.command in ("head", "layers"):
+        return _inside(loaded, args)
+    if args.command in ("ablate", "knockout", "importance", "attribute"):
+        return _experiment(loaded, args)
     if args.command == "analyze":
         from .analysis import analyze
 
@@ -89,6 +140,106 @@ def _run(args: argparse.Namespace) -> int:
         result = senses(loaded, args.target, args.sentences)
         data = result.to_dict()
         print(json.dumps(data) if args.json else _senses_text(data))
+    return 0
+
+
+def _inside(loaded, args: argparse.Namespace) -> int:
+    from .analysis import analyze
+    from .inside import head_steps, layer_steps
+    from .tokens import encode
+
+    if args.command == "head":
+        result = analyze(loaded, args.text, args.pair, mask_types=(args.mask,))
+        data = head_steps(loaded, result, args.layer, args.head, args.query, args.mask).to_dict()
+        if args.json:
+            print(json.dumps(data))
+        else:
+            print(f"layer {data['layer']}, head {data['head']}, query {data['query']} ({data['tokens'][data['query']]}), {data['mask']}")
+            print(f"{'key':>14} {'q·k':>9} {'scaled':>9} {'masked':>9} {'weight':>8}")
+            for token, raw, scaled, masked, weight in zip(data["tokens"], data["scores"], data["scaled"], data["masked"], data["weights"]):
+                shown = "blocked" if masked is None else f"{masked:9.3f}"
+                print(f"{token[:14]:>14} {raw:9.3f} {scaled:9.3f} {shown:>9} {weight:8.4f}")
+        return 0
+    steps = layer_steps(loaded, encode(loaded, args.text, args.pair), args.mask)
+    data = steps.to_dict()
+    if args.json:
+        print(json.dumps(data))
+    else:
+        print(f"mean norms per layer ({args.mask}): x, A, LayerNorm(A + x), F, output")
+        for entry in data["layers"]:
+            means = [sum(entry[k]) / len(entry[k]) for k in ("input_norm", "attention_norm", "after_attention_norm", "ffn_norm", "output_norm")]
+            print(f"layer {entry['layer']:2d}: " + "  ".join(f"{m:8.3f}" for m in means))
+    return 0
+
+
+def parse_heads(text: str) -> list[tuple[int, int]]:
+    """'3.5,7.0' -> [(3, 5), (7, 0)]."""
+    try:
+        return [tuple(int(x) for x in item.strip().split(".")) for item in text.split(",") if item.strip()]  # type: ignore[misc]
+    except ValueError:
+        raise BertlabError(f"--heads takes L.H[,L.H...] (layer.head, e.g. 3.5,7.0), not '{text}'.") from None
+
+
+def parse_layers(text: str | None) -> list[int] | None:
+    """'2-4' -> [2, 3, 4]; '1,3' -> [1, 3]; None -> every layer."""
+    if not text:
+        return None
+    try:
+        if "-" in text:
+            a, b = (int(x) for x in text.split("-", 1))
+            return list(range(a, b + 1))
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise BertlabError(f"--layers takes A-B or A,B,C (layer numbers from 0), not '{text}'.") from None
+
+
+def parse_edges(items: list[str]) -> list[tuple[int, int]]:
+    try:
+        return [tuple(int(x) for x in item.split(":", 1)) for item in items]  # type: ignore[misc]
+    except ValueError:
+        raise BertlabError(f"--edge takes Q:K (query and key token positions), not '{' '.join(items)}'.") from None
+
+
+def _experiment(loaded, args: argparse.Namespace) -> int:
+    from . import experiments
+    from .tokens import encode
+
+    encoding = encode(loaded, args.text, args.pair)
+    if args.command == "ablate":
+        heads = parse_heads(args.heads)
+        if any(len(h) != 2 for h in heads):
+            raise BertlabError(f"--heads takes L.H[,L.H...] (layer.head, e.g. 3.5,7.0), not '{args.heads}'.")
+        data = experiments.ablate(loaded, encoding, heads, args.mode, top_k=args.top_k).to_dict()
+    elif args.command == "knockout":
+        edges = parse_edges(args.edge)
+        if any(len(e) != 2 for e in edges):
+            raise BertlabError("--edge takes Q:K (query and key token positions).")
+        data = experiments.knockout(loaded, encoding, edges, parse_layers(args.layers), top_k=args.top_k).to_dict()
+    elif args.command == "importance":
+        data = experiments.head_importance(loaded, encoding, args.position, args.mode).to_dict()
+    else:
+        data = experiments.attribute(loaded, encoding, args.position, args.token, args.method, args.steps).to_dict()
+    if args.json:
+        print(json.dumps(data))
+        return 0
+    if args.command in ("ablate", "knockout"):
+        done = data.get("heads") or data.get("edges")
+        print(f"{args.command} {done}: lowest hidden-state cosine per layer " + " ".join(f"{min(row):.3f}" for row in data["hidden_cosine"]))
+        for entry in data["mlm"]:
+            before = ", ".join(f"{p['token']} {p['prob']:.3f}" for p in entry["before"])
+            after = ", ".join(f"{p['token']} {p['prob']:.3f}" for p in entry["after"])
+            print(f"[MASK] at {entry['position']}: before {before} | after {after}")
+    elif args.command == "importance":
+        print(f"top token at {data['position']}: {data['token']} (log P {data['log_prob']:.3f}); drop when each head is ablated:")
+        for layer, row in enumerate(data["drop"]):
+            print(f"layer {layer:2d}: " + " ".join(f"{v:6.3f}" for v in row))
+    else:
+        print(f"{data['method']} for {data['target']}:")
+        for token, score in zip(data["tokens"], data["scores"]):
+            print(f"{token:>14} {score:9.4f}")
+        if data["completeness"]:
+            c = data["completeness"]
+            print(f"completeness: sum {c['sum']:.4f} vs f(input) - f(baseline) {c['expected']:.4f} (relative error {c['relative_error']:.1%})")
     return 0
 
 

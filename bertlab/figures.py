@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .analysis import Embeddings, MaskRun, Prediction
+from .inside import HeadSteps
 from .mlm import MaskEach
 from .senses import Senses
 from .tokens import Encoding, Token
@@ -153,6 +154,142 @@ def rollout_heatmap(tokens: Sequence[Token], run: MaskRun, layer: int) -> go.Fig
     return attention_heatmap(tokens, run.rollout[layer], title=f"attention rollout through layer {layer} ({run.kind})", zmax=None)
 
 
+STEP_TITLES = {
+    "scores": "1. scores q·k",
+    "scaled": "2. scaled: q·k / √d_head",
+    "masked": "3. masked: + the mask (✕ = blocked)",
+    "weights": "4. softmax: the attention weights",
+}
+DIVERGING = "RdBu_r"  # positive = red, negative = blue
+
+
+def head_vectors(tokens: Sequence[Token], steps: HeadSteps) -> go.Figure:
+    """bertviz's neuron view from the checkpoint's own numbers: the query q over every key k, and q ⊙ k,
+    whose row sums are the scores; dimensions across, aligned column by column."""
+    n, d = steps.k.shape
+    fig = make_subplots(
+        rows=2, cols=2, row_heights=[0.1, 0.9], vertical_spacing=0.14, horizontal_spacing=0.08,
+        subplot_titles=(f"q: the query of “{html.escape(steps.tokens[steps.query])}”", "q", "k: every key", "q ⊙ k (each row sums to q·k)"),
+    )
+    scale = float(max(np.abs(steps.k).max(), np.abs(steps.q).max(), 1e-6))
+    qk = steps.qk
+    for col in (1, 2):
+        fig.add_heatmap(z=steps.q[None, :], colorscale=DIVERGING, zmid=0, zmin=-scale, zmax=scale, showscale=False,
+                        hovertemplate="dim %{x}: %{z:.3f}<extra>q</extra>", row=1, col=col)
+    fig.add_heatmap(z=steps.k, y=list(range(n)), colorscale=DIVERGING, zmid=0, zmin=-scale, zmax=scale, showscale=False,
+                    hovertemplate="key %{y}, dim %{x}: %{z:.3f}<extra>k</extra>", row=2, col=1)
+    bound = float(np.abs(qk).max()) or 1.0
+    fig.add_heatmap(z=qk, y=list(range(n)), colorscale=DIVERGING, zmid=0, zmin=-bound, zmax=bound,
+                    colorbar=dict(title="q⊙k", len=0.8, y=0.42),
+                    hovertemplate="key %{y}, dim %{x}: %{z:.3f}<extra>q⊙k</extra>", row=2, col=2)
+    for col in (1, 2):
+        _token_axis(fig, tokens, "y", row=2, col=col)
+        fig.update_yaxes(showticklabels=False, row=1, col=col)
+        fig.update_xaxes(showticklabels=False, row=1, col=col)
+        fig.update_xaxes(title_text="dimension of the head", row=2, col=col)
+    fig.update_layout(height=min(900, 200 + 20 * n), margin=dict(l=10, r=10, t=50, b=10))
+    return fig
+
+
+def head_steps_chart(tokens: Sequence[Token], steps: HeadSteps) -> go.Figure:
+    """The four steps from scores to weights, one strip of bars per step, keys across. Blocked keys are
+    marked ✕ and get exactly 0 weight."""
+    n = len(tokens)
+    fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.07, subplot_titles=list(STEP_TITLES.values()))
+    colour = MASK_COLOURS.get(steps.mask, "#2563eb")
+    blocked = steps.blocked
+    for row, name in enumerate(STEP_TITLES, start=1):
+        values = steps.weights if name == "weights" else (steps.scores if name == "scores" else steps.scaled)
+        shown = np.where(blocked, 0.0, values) if name == "masked" else values
+        colours = ["#d1d5db" if b and name in ("masked", "weights") else colour for b in blocked]
+        fig.add_bar(x=list(range(n)), y=shown, marker_color=colours, showlegend=False,
+                    text=["✕" if b and name == "masked" else "" for b in blocked], textposition="outside",
+                    hovertemplate="key %{x}: %{y:.4f}<extra>" + name + "</extra>", row=row, col=1)
+    fig.update_yaxes(range=[0, 1], row=4, col=1)
+    _token_axis(fig, tokens, "x", row=4, col=1)
+    fig.update_layout(height=620, margin=dict(l=10, r=10, t=50, b=10),
+                      title=f"layer {steps.layer}, head {steps.head}: query “{html.escape(steps.tokens[steps.query])}” ({steps.mask})")
+    return fig
+
+
+def value_mixture(tokens: Sequence[Token], steps: HeadSteps) -> go.Figure:
+    """weight × value for every key, and their sum: the head's output for the query."""
+    z = np.vstack([steps.mixture, steps.output[None, :]])
+    labels = [f"{html.escape(t)} × {w:.2f}" for t, w in zip(steps.tokens, steps.weights)] + ["= output"]
+    bound = float(np.abs(z).max()) or 1.0
+    fig = go.Figure(go.Heatmap(z=z, y=list(range(len(labels))), colorscale=DIVERGING, zmid=0, zmin=-bound, zmax=bound,
+                               hovertemplate="%{y}, dim %{x}: %{z:.3f}<extra></extra>"))
+    fig.update_yaxes(tickmode="array", tickvals=list(range(len(labels))), ticktext=labels, autorange="reversed")
+    fig.update_layout(title="weight × value per key, summed = output", height=min(800, 160 + 20 * len(labels)),
+                      xaxis_title="dimension of the head", margin=dict(l=10, r=10, t=50, b=10))
+    return fig
+
+
+def query_key_projection(steps: HeadSteps) -> go.Figure:
+    """Every token's query and key of this head on one plane (PCA of both together): a query lands near
+    the keys whose dot product with it is large."""
+    xy = steps.projection()
+    n = len(steps.tokens)
+    labels = [html.escape(t) for t in steps.tokens]
+    fig = go.Figure()
+    fig.add_scatter(x=xy[n:, 0], y=xy[n:, 1], mode="markers+text", text=labels, textposition="top center", name="keys",
+                    marker=dict(size=9 + 30 * steps.weights, color="#ea580c", symbol="diamond"),
+                    hovertemplate="key %{text}<extra></extra>")
+    fig.add_scatter(x=xy[:n, 0], y=xy[:n, 1], mode="markers", text=labels, name="queries", marker=dict(size=7, color="#93c5fd"),
+                    hovertemplate="query %{text}<extra></extra>")
+    fig.add_scatter(x=[xy[steps.query, 0]], y=[xy[steps.query, 1]], mode="markers+text", text=[labels[steps.query]], name="this query",
+                    textposition="bottom center", marker=dict(size=16, color="#1d4ed8", symbol="star"))
+    fig.update_layout(title="queries and keys, projected together", height=460,
+                      margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.12))
+    return fig
+
+
+SUBLAYER_NAMES = {
+    "input": "‖x‖ layer input",
+    "attention": "‖A‖ attention output",
+    "after_attention": "‖LayerNorm(A + x)‖",
+    "ffn": "‖F‖ feed-forward output",
+    "output": "‖LayerNorm(F + h)‖ layer output",
+}
+
+
+def sublayer_norms(norms: dict[str, np.ndarray], token: int, label: str) -> go.Figure:
+    """One token's residual stream layer by layer: how large x, A, h, F and the output are."""
+    fig = go.Figure()
+    layers = list(range(next(iter(norms.values())).shape[0]))
+    for name, title in SUBLAYER_NAMES.items():
+        fig.add_scatter(x=layers, y=norms[name][:, token], mode="lines+markers", name=title,
+                        line=dict(dash="dot" if name in ("attention", "ffn") else "solid"))
+    fig.update_layout(title=f"vector lengths in each layer for “{html.escape(label)}”", xaxis_title="layer", yaxis_title="L2 norm",
+                      height=420, margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.2))
+    fig.update_xaxes(dtick=1)
+    return fig
+
+
+def sublayer_shares(tokens: Sequence[Token], shares: dict[str, np.ndarray]) -> go.Figure:
+    """Layer × token: how large each sublayer's update is next to the stream it is added to."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("attention: ‖A‖ / (‖A‖ + ‖x‖)", "feed-forward: ‖F‖ / (‖F‖ + ‖h‖)"),
+                        horizontal_spacing=0.08)
+    for col, name in enumerate(("attention", "ffn"), start=1):
+        z = shares[name]
+        fig.add_heatmap(z=z, x=list(range(len(tokens))), y=list(range(z.shape[0])), colorscale="Purples", zmin=0, zmax=1,
+                        showscale=col == 2, hovertemplate="layer %{y}, token %{x}: %{z:.3f}<extra></extra>", row=1, col=col)
+        _token_axis(fig, tokens, "x", row=1, col=col)
+        fig.update_yaxes(title_text="layer" if col == 1 else None, autorange="reversed", dtick=1, row=1, col=col)
+    fig.update_layout(height=180 + 26 * next(iter(shares.values())).shape[0], margin=dict(l=10, r=10, t=50, b=10))
+    return fig
+
+
+def neuron_bars(tokens: Sequence[Token], activation: np.ndarray, layer: int, neuron: int) -> go.Figure:
+    """One feed-forward neuron's activation (after GELU) on every token of the text."""
+    fig = go.Figure(go.Bar(x=list(range(len(tokens))), y=activation, marker_color="#7c3aed",
+                           hovertemplate="token %{x}: %{y:.3f}<extra></extra>"))
+    _token_axis(fig, tokens, "x")
+    fig.update_layout(title=f"layer {layer}, neuron {neuron}: which tokens activate it", yaxis_title="activation (after GELU)",
+                      height=340, margin=dict(l=10, r=10, t=50, b=10))
+    return fig
+
+
 def prediction_bars(predictions: dict[str, list[Prediction]], title: str) -> go.Figure:
     """Top-k guesses for one [MASK], one bar group per mask type."""
     fig = make_subplots(rows=1, cols=len(predictions), subplot_titles=list(predictions), horizontal_spacing=0.15)
@@ -223,12 +360,6 @@ def logit_lens_chart(lens: list[list[Prediction]], position_label: str) -> go.Fi
     return fig
 
 
-def _cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """1 − cosine between matching vectors of a and b (last axis)."""
-    cos = (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1) + 1e-12)
-    return (1 - cos).astype(np.float32)
-
-
 def _layer_token_heatmap(tokens: Sequence[Token], z: np.ndarray, first_layer: int, colorscale: str, title: str, layer_title: str) -> go.Figure:
     fig = go.Figure(
         go.Heatmap(
@@ -250,10 +381,11 @@ def _layer_token_heatmap(tokens: Sequence[Token], z: np.ndarray, first_layer: in
     return fig
 
 
-def divergence_heatmap(tokens: Sequence[Token], a: MaskRun, b: MaskRun) -> go.Figure:
-    """1 − cosine(bidirectional, causal) per layer and token: where does seeing the right side matter?"""
+def divergence_heatmap(tokens: Sequence[Token], distance: np.ndarray) -> go.Figure:
+    """1 − cosine(bidirectional, causal) per layer and token (`Analysis.divergence()`): where does seeing
+    the right side matter?"""
     return _layer_token_heatmap(
-        tokens, _cosine_distance(a.hidden_states, b.hidden_states), 0, "Reds",
+        tokens, distance, 0, "Reds",
         "how far the hidden states move apart: 1 − cosine(bidirectional, causal)", "layer (0 = embeddings)",
     )
 
@@ -362,10 +494,10 @@ def token_chips(encoding: Encoding) -> str:
     return CHIP_STYLE + '<div class="chips">' + "".join(chips) + "</div>"
 
 
-def layer_change_heatmap(tokens: Sequence[Token], run: MaskRun) -> go.Figure:
-    """1 − cosine(hidden after layer l, hidden before it): how much each post-norm block rewrites each token."""
-    h = run.hidden_states
+def layer_change_heatmap(tokens: Sequence[Token], change: np.ndarray) -> go.Figure:
+    """1 − cosine(hidden after layer l, hidden before it) (`MaskRun.layer_change()`): how much each
+    post-norm block rewrites each token."""
     return _layer_token_heatmap(
-        tokens, _cosine_distance(h[1:], h[:-1]), 1, "Purples",
+        tokens, change, 1, "Purples",
         "how much each layer rewrites each token: 1 − cosine(output, input)", "layer",
     )

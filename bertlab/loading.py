@@ -8,6 +8,7 @@ no segment embeddings).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 from dataclasses import dataclass, field, replace
@@ -20,6 +21,8 @@ from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 
 from .errors import BertlabError, ModelLoadError, NotAnEncoderError, OfflineError
 from .policy import PolicyError, policy
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "bert-base-uncased"
 PACKAGED_MODEL = "minilm"
@@ -188,25 +191,31 @@ def load_model(
     device: str | None = None,
     dtype: str = "float32",
     fallback: bool | None = None,
+    packaged: Callable[[], LoadedModel] | None = None,
 ) -> LoadedModel:
     """Load `name` (hub id, local directory, or 'minilm') ready for analysis.
 
     `fallback` (default: only for the default model) loads the packaged MiniLM, with a notice, when
     the checkpoint cannot be reached, so a laptop with no network still gets a real BERT encoder.
+    `packaged` supplies that MiniLM (the app passes its cached copy, so the weights exist once); when the
+    operator does not offer MiniLM, the user gets the offline message about the model they asked for.
     """
     name = (name or DEFAULT_MODEL).strip()
     if fallback is None:
         fallback = name == DEFAULT_MODEL
     try:
-        return _load(name, device, dtype)
+        loaded = _load(name, device, dtype)
+        log.info("loaded %s on %s (%s)", loaded.info.name, loaded.info.device, loaded.info.dtype)
+        return loaded
     except OfflineError as err:
         if not fallback:
             raise
         try:
-            loaded = _load(PACKAGED_MODEL, device, dtype)
+            stand_in = packaged() if packaged is not None else _load(PACKAGED_MODEL, device, dtype)
         except PolicyError:
             raise err from None
-        return as_fallback(loaded, name)
+        log.warning("%s cannot be reached offline; falling back to the packaged %s", name, PACKAGED_MODEL)
+        return as_fallback(stand_in, name)
 
 
 def as_fallback(packaged: LoadedModel, requested: str) -> LoadedModel:

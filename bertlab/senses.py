@@ -14,6 +14,7 @@ import torch
 
 from . import masks
 from .analysis import run_encoder
+from .metrics import cosine_matrix
 from .errors import InputError, TargetNotFoundError
 from .loading import LoadedModel
 from .policy import policy
@@ -59,6 +60,33 @@ def find_word(text: str, word: str, lowercase: bool) -> tuple[int, int] | None:
     return match.span() if match else None
 
 
+def lowercases(tokenizer) -> bool:
+    """Does the tokenizer fold case (then 'Bank' and 'bank' are the same word to it)?"""
+    return bool(getattr(tokenizer, "do_lower_case", False)) or tokenizer("A")["input_ids"] == tokenizer("a")["input_ids"]
+
+
+def tokenize(loaded: LoadedModel, sentences: list[str]):
+    """A padded batch with character offsets, so a word's characters map to its WordPieces."""
+    return loaded.tokenizer(
+        sentences, padding=True, truncation=True, max_length=loaded.max_length, return_offsets_mapping=True, return_tensors="pt"
+    )
+
+
+def token_span(batch, row: int, chars: tuple[int, int]) -> tuple[int, int] | None:
+    """Token positions [start, end) of the WordPieces covering characters `chars` in one row of a
+    `tokenize` batch; None when truncation cut them off."""
+    offsets = batch["offset_mapping"][row].tolist()
+    special = batch["attention_mask"][row] == 0
+    hit = [j for j, (a, b) in enumerate(offsets) if b > a and a < chars[1] and b > chars[0] and not special[j]]
+    return (hit[0], hit[-1] + 1) if hit else None
+
+
+def pool(hidden: torch.Tensor, spans: list[tuple[int, int]]) -> torch.Tensor:
+    """(row, layer + 1, token, hidden) -> (row, layer + 1, hidden): a word split into several
+    WordPieces is one vector, the mean of its pieces, at every layer."""
+    return torch.stack([hidden[i, :, a:b].mean(1) for i, (a, b) in enumerate(spans)])
+
+
 def senses(
     loaded: LoadedModel, target: str, sentences: list[str], mask_types: tuple[str, ...] = masks.MASK_TYPES
 ) -> Senses:
@@ -73,26 +101,18 @@ def senses(
     for sentence in sentences:
         check_text(sentence, "A sentence")
     tokenizer = loaded.tokenizer
-    lowercase = bool(getattr(tokenizer, "do_lower_case", False)) or tokenizer("A")["input_ids"] == tokenizer("a")["input_ids"]
-    batch = tokenizer(
-        sentences, padding=True, truncation=True, max_length=loaded.max_length, return_offsets_mapping=True, return_tensors="pt"
-    )
+    lowercase = lowercases(tokenizer)
+    batch = tokenize(loaded, sentences)
     spans, pieces = [], []
     for i, sentence in enumerate(sentences):
         chars = find_word(sentence, target, lowercase)
         if chars is None:
             raise TargetNotFoundError(f"'{target}' does not occur in sentence {i + 1}: \"{sentence}\".")
-        offsets = batch["offset_mapping"][i].tolist()
-        special = batch["attention_mask"][i] == 0
-        hit = [
-            j
-            for j, (a, b) in enumerate(offsets)
-            if b > a and a < chars[1] and b > chars[0] and not special[j]
-        ]
-        if not hit:
+        span = token_span(batch, i, chars)
+        if span is None:
             raise TargetNotFoundError(f"'{target}' in sentence {i + 1} was cut off by truncation at {loaded.max_length} tokens.")
-        spans.append((hit[0], hit[-1] + 1))
-        pieces.append(tokenizer.convert_ids_to_tokens(batch["input_ids"][i, hit[0] : hit[-1] + 1].tolist()))
+        spans.append(span)
+        pieces.append(tokenizer.convert_ids_to_tokens(batch["input_ids"][i, span[0] : span[1]].tolist()))
 
     n, length = batch["input_ids"].shape
     valid = batch["attention_mask"]
@@ -105,20 +125,19 @@ def senses(
         internals=True,
     )
     hidden = torch.stack(out.hidden_states, dim=1).float()  # (mask * sentence, layer + 1, token, hidden)
-    pooled = torch.stack([hidden[m * n + i, :, a:b].mean(1) for m in range(len(mask_types)) for i, (a, b) in enumerate(spans)])
+    pooled = pool(hidden, spans * len(mask_types))
     pooled = pooled.view(len(mask_types), n, hidden.shape[1], -1).transpose(1, 2)  # (mask, layer + 1, sentence, hidden)
 
     vectors, similarity, projection = {}, {}, {}
     for m, kind in enumerate(mask_types):
         v = pooled[m]
-        unit = torch.nn.functional.normalize(v, dim=-1)
         vectors[kind] = v.cpu().numpy()
-        similarity[kind] = (unit @ unit.transpose(1, 2)).clamp(-1, 1).cpu().numpy()
-        projection[kind] = _pca2(v).cpu().numpy()
+        similarity[kind] = cosine_matrix(v).cpu().numpy()
+        projection[kind] = pca2(v).cpu().numpy()
     return Senses(target, sentences, pieces, spans, vectors, similarity, projection)
 
 
-def _pca2(v: torch.Tensor) -> torch.Tensor:
+def pca2(v: torch.Tensor) -> torch.Tensor:
     """(layer, sentence, hidden) -> (layer, sentence, 2) on each layer's first two principal components."""
     centred = v - v.mean(1, keepdim=True)
     u, s, _ = torch.linalg.svd(centred, full_matrices=False)

@@ -133,5 +133,6 @@ def test_one_analysis_per_text_shared_by_pages_and_cached_compact(tiny_bert_dir,
     for page in ("views/attention.py", "views/masking.py", "views/embeddings.py", "views/attention.py"):
         visit(at, page)
     assert len(runs) == 1, "pages must share the cached analysis of the same text"
-    cache, _ = lab_ui._analyses()
-    assert cache and all(run.attentions.dtype == np.float16 for a in cache.values() for run in a.runs.values())
+    cache, _ = lab_ui._results()
+    analyses = [a for a in cache.values() if isinstance(a, lab_ui.Analysis)]
+    assert analyses and all(run.attentions.dtype == np.float16 for a in analyses for run in a.runs.values())

@@ -39,7 +39,7 @@ def test_every_figure_builds_from_one_analysis(tiny_bert, minilm):
     for stat in bertlab.HEAD_STATS:
         assert figures.head_stat_grid(run, stat).data[0].z.shape == (2, 4)
     assert figures.rollout_heatmap(result.tokens, run, 1).data
-    assert figures.divergence_heatmap(result.tokens, result.bidirectional, result.causal).data
+    assert figures.divergence_heatmap(result.tokens, result.divergence()).data
     each = bertlab.mask_each_token(tiny_bert, result.encoding)
     assert len(figures.mask_each_chart(result.tokens, each).data[0].y) == len(each.positions)
     lens = bertlab.logit_lens(tiny_bert, result, 3)

@@ -1,7 +1,7 @@
 import streamlit as st
 
 import lab_ui
-from bertlab import attention_views, figures, senses
+from bertlab import attention_views, figures, inside
 
 STEPS = [
     "Tokens",
@@ -55,18 +55,29 @@ elif step == "Three embeddings":
 elif step == "Attention":
     explain(
         "In every layer, each of the heads computes softmax(QKᵀ/√d): a row of weights per token over all tokens, "
-        "summing to 1, and mixes the tokens' values by them. Here are all heads of all layers at once.",
+        "summing to 1, and mixes the tokens' values by them. Here are all heads of all layers at once, then one "
+        "head's row worked out step by step with the layer's own query and key projections.",
         "heads with a sharp diagonal (attending to the previous or next token), and heads whose weight collects "
-        "on `[CLS]` or `[SEP]` (a column of dark tiles).",
+        "on `[CLS]` or `[SEP]` (a column of dark tiles). In the steps, the softmax turns the largest scaled "
+        "scores into almost all of the weight.",
     )
     lab_ui.image(attention_views.thumbnails(result.bidirectional.attentions), key="lesson-all-heads")
+    layer, query = loaded.info.layers // 2, (result.mask_positions or [min(1, len(tokens) - 1)])[0]
+    steps = lab_ui.compute(loaded, "head", (lab_ui.encoding_key(result.encoding), layer, 0, query, "bidirectional"),
+                           lambda: inside.head_steps(loaded, result, layer, 0, query), spinner=None)
+    lab_ui.chart(figures.head_steps_chart(tokens, steps), key="lesson_head_steps")
+    st.page_link("views/head.py", label="Inside a head: pick any layer, head and token", icon="🔍")
 elif step == "Layers":
     explain(
-        "A layer is attention then a feed-forward block, each wrapped **post-norm**: out = LayerNorm(F(x) + x). "
-        "The residual `+ x` keeps each token's vector, and each block adds a correction to it.",
-        "early layers change tokens little, middle layers most; special tokens behave differently.",
+        "A layer is attention then a feed-forward block, each wrapped **post-norm**: h = LayerNorm(A + x), then "
+        "out = LayerNorm(F + h). The residual `+ x` keeps each token's vector, and each block adds an update to it.",
+        "each cell is how large a sublayer's update is next to the stream it joins, for this text: near 0 the "
+        "token passes almost unchanged, near 0.5 the update is as large as the token itself.",
     )
-    lab_ui.chart(figures.layer_change_heatmap(tokens, result.bidirectional), key="lesson_layers")
+    layers = lab_ui.compute(loaded, "layers", (lab_ui.encoding_key(result.encoding), "bidirectional"),
+                            lambda: inside.layer_steps(loaded, result.encoding), spinner="Running BERT with hooks on every sublayer…")
+    lab_ui.chart(figures.sublayer_shares(tokens, layers.shares()), key="lesson_layers")
+    st.page_link("views/layers.py", label="Layers and the residual stream: norms per token, feed-forward neurons", icon="🥞")
 elif step == "Masked LM":
     explain(
         "Pre-training task 1, the **masked language model**: 15% of tokens are chosen; 80% of those become "
@@ -93,7 +104,7 @@ elif step == "Bidirectional vs causal":
         lab_ui.chart(figures.mask_matrix(tokens, result.bidirectional.allowed, "bidirectional"), key="lesson_bi")
     with right:
         lab_ui.chart(figures.mask_matrix(tokens, result.causal.allowed, "causal"), key="lesson_causal")
-    lab_ui.chart(figures.divergence_heatmap(tokens, result.bidirectional, result.causal), key="lesson_div")
+    lab_ui.chart(figures.divergence_heatmap(tokens, result.divergence()), key="lesson_div")
 elif step == "Word sense":
     explain(
         "Because every layer mixes in context, the vector for a word depends on its sentence: “bank” of money "
@@ -101,7 +112,7 @@ elif step == "Word sense":
         "under the causal mask the two “I went to the bank …” sentences share the left context, so “bank” is the "
         "same vector (cosine 1.0) at every layer; bidirectionally the words after it pull them apart.",
     )
-    sense = lab_ui.guarded(lambda: senses(loaded, "bank", BANK), spinner="Running BERT on three sentences…")
+    sense = lab_ui.senses(loaded, "bank", BANK)
     for i, sentence in enumerate(BANK, start=1):
         st.caption(f"S{i}: {sentence}")
     lab_ui.chart(figures.similarity_by_layer(sense, 0, 1), key="lesson_sense")

@@ -1,7 +1,7 @@
 import streamlit as st
 
 import lab_ui
-from bertlab import figures, logit_lens, mask_each_token, rank_guess
+from bertlab import figures, rank_guess
 
 lab_ui.header(
     "Masked language model",
@@ -67,7 +67,7 @@ c1, c2 = st.columns([1, 3])
 show_each = c1.toggle("Mask each token", key="mask_each", bind="query-params")
 each_kind = c2.radio("Mask type", ["bidirectional", "causal"], horizontal=True, key="each_kind", disabled=not show_each)
 if show_each:
-    each = lab_ui.guarded(lambda: mask_each_token(loaded, result.encoding, kind=each_kind), spinner="Masking each token…")
+    each = lab_ui.mask_each(loaded, result, each_kind)
     lab_ui.chart(figures.mask_each_chart(result.tokens, each), key="mask_each_chart")
 
 st.subheader("Logit lens")
@@ -76,6 +76,6 @@ position = st.selectbox(
     "Position", [t.position for t in result.tokens], index=default, key="lens_position",
     format_func=lambda p: f"{result.tokens[p].text} (position {p})",
 )
-lens = lab_ui.guarded(lambda: logit_lens(loaded, result, position, top_k=5))
+lens = lab_ui.logit_lens(loaded, result, position)
 lab_ui.chart(figures.logit_lens_chart(lens, f"{result.tokens[position].text} (position {position})"), key="lens")
 lab_ui.notes(result)

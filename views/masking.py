@@ -27,7 +27,7 @@ for col, kind in ((left, "bidirectional"), (right, "causal")):
             key=f"attn_{kind}",
         )
 
-lab_ui.chart(figures.divergence_heatmap(tokens, result.bidirectional, result.causal), key="divergence")
+lab_ui.chart(figures.divergence_heatmap(tokens, result.divergence()), key="divergence")
 
 st.subheader("[MASK] predictions under each mask")
 if "mlm" not in result.model.heads_available:

@@ -1,7 +1,7 @@
 import streamlit as st
 
 import lab_ui
-from bertlab import figures, senses
+from bertlab import figures
 
 SENSE_PRESETS = {
     "bank": (
@@ -38,7 +38,7 @@ target = c1.text_input("Target word", key="target", bind="query-params")
 sentences = c2.text_area("Sentences, one per line", key="sentences", height=140, bind="query-params")
 
 loaded = lab_ui.model()
-result = lab_ui.guarded(lambda: senses(loaded, target, sentences.splitlines()), spinner="Running BERT on every sentence…")
+result = lab_ui.senses(loaded, target, sentences.splitlines())
 for i, (sentence, pieces) in enumerate(zip(result.sentences, result.pieces), start=1):
     st.caption(f"**S{i}** {sentence}  →  pieces: {' '.join(pieces)}")
 

@@ -1,0 +1,67 @@
+"""Numbers derived from a run's tensors: head statistics, attention rollout, cosines.
+
+Each takes tensors or arrays and computes where they are (a GPU tensor stays on the GPU, a numpy array is
+viewed as a CPU tensor without a copy), so figure builders only draw and pages only ask.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+HEAD_STATS = ("entropy", "cls", "sep", "self", "distance")
+"""Per-head statistics: attention entropy (nats), attention mass on [CLS], on [SEP], on the token
+itself, and the mean signed distance (key position - query position) of what a token attends to."""
+
+
+def as_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """A float32 tensor view of an array (no copy for float32 numpy), where it already is."""
+    t = torch.from_numpy(np.asarray(x)) if not isinstance(x, torch.Tensor) else x
+    return t.float()
+
+
+def head_statistics(attn: torch.Tensor, specials: dict[str, list[int]]) -> dict[str, torch.Tensor]:
+    """Per (layer, head) averages over query tokens of `attn` shaped (layer, head, query, key)."""
+    length = attn.shape[-1]
+    positions = torch.arange(length, dtype=attn.dtype, device=attn.device)
+    offset = positions.view(1, -1) - positions.view(-1, 1)  # key - query
+    return {
+        "entropy": -torch.special.xlogy(attn, attn).sum(-1).mean(-1),
+        "cls": attn[..., specials["cls"]].sum(-1).mean(-1),
+        "sep": attn[..., specials["sep"]].sum(-1).mean(-1),
+        "self": attn.diagonal(dim1=-2, dim2=-1).mean(-1),
+        "distance": (attn * offset).sum(-1).mean(-1),
+    }
+
+
+def rollout(attn: torch.Tensor) -> torch.Tensor:
+    """Attention rollout (Abnar & Zuidema, 2020) of (layer, head, query, key) weights: heads averaged, the
+    residual added as identity (0.5·A + 0.5·I), rows renormalized, layers chained: out[l] = Â_l ··· Â_0."""
+    mixed = attn.mean(1)  # (layer, query, key)
+    eye = torch.eye(mixed.shape[-1], dtype=mixed.dtype, device=mixed.device)
+    mixed = 0.5 * mixed + 0.5 * eye
+    mixed = mixed / mixed.sum(-1, keepdim=True)
+    out = torch.empty_like(mixed)
+    acc = eye
+    for layer in range(mixed.shape[0]):
+        acc = mixed[layer] @ acc
+        out[layer] = acc
+    return out
+
+
+def cosine(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Cosine between matching vectors of a and b (last axis), as float32 numpy."""
+    a, b = as_tensor(a), as_tensor(b)
+    return torch.nn.functional.cosine_similarity(a, b, dim=-1, eps=1e-12).clamp(-1, 1).cpu().numpy()
+
+
+def cosine_matrix(v: torch.Tensor) -> torch.Tensor:
+    """(..., n, hidden) -> (..., n, n) pairwise cosine similarity."""
+    unit = torch.nn.functional.normalize(v.float(), dim=-1)
+    return (unit @ unit.transpose(-1, -2)).clamp(-1, 1)
+
+
+def layer_change(hidden_states: np.ndarray | torch.Tensor) -> np.ndarray:
+    """1 − cosine(hidden after layer l, before it), (layer, token): how much each block rewrites each token."""
+    h = as_tensor(hidden_states)
+    return 1 - cosine(h[1:], h[:-1])

@@ -1,0 +1,148 @@
+"""Named capture points and interventions (bertlab.hooks) against the model's own outputs."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from bertlab import hooks, masks
+from bertlab.errors import InputError
+from bertlab.tokens import encode
+
+TEXT = "i went to the bank to deposit money ."
+
+
+def batch(loaded, text: str = TEXT, kinds=("bidirectional", "causal")):
+    encoding = encode(loaded, text)
+    n = len(kinds)
+    return (
+        encoding.input_ids.expand(n, -1),
+        encoding.token_type_ids.expand(n, -1),
+        masks.stacked(kinds, len(encoding), loaded.dtype),
+    )
+
+
+@pytest.fixture(params=["tiny_bert", "tiny_distilbert"])
+def model(request):
+    return request.getfixturevalue(request.param)
+
+
+def test_every_layer_point_agrees_with_the_model_outputs(model):
+    """Each point is what its name says: layer.L.in/out are the model's hidden states L and L+1, the
+    pattern is its attentions, norm/out are LayerNorm of the sublayer output plus its residual."""
+    names = hooks.point_names(model)
+    out, cache = hooks.run(model, *batch(model), capture=names, internals=True)
+    assert set(cache.names()) == set(names)
+    heads, d_head = model.info.heads, model.info.hidden_size // model.info.heads
+    for layer in range(model.info.layers):
+        p = f"layer.{layer}."
+        torch.testing.assert_close(cache[p + "in"], out.hidden_states[layer], rtol=0, atol=0)
+        torch.testing.assert_close(cache[p + "out"], out.hidden_states[layer + 1], rtol=0, atol=0)
+        torch.testing.assert_close(cache[p + "attn.pattern"], out.attentions[layer], rtol=0, atol=0)
+        for name in ("attn.q", "attn.k", "attn.v", "attn.context"):
+            assert cache[p + name].shape == (2, heads, out.hidden_states[0].shape[1], d_head)
+        x, a, h, f = cache[p + "in"], cache[p + "attn.out"], cache[p + "attn.norm"], cache[p + "ffn.out"]
+        norms = _norms(model, layer)
+        torch.testing.assert_close(norms[0](a + x), h, rtol=0, atol=1e-6)
+        torch.testing.assert_close(norms[1](f + h), cache[p + "out"], rtol=0, atol=1e-6)
+        # the context is weights · V, per head
+        torch.testing.assert_close(cache[p + "attn.pattern"] @ cache[p + "attn.v"], cache[p + "attn.context"], rtol=0, atol=1e-6)
+
+
+def _norms(model, layer):
+    block = hooks.layers_of(model)[layer]
+    if model.info.family == "bert":
+        return block.attention.output.LayerNorm, block.output.LayerNorm
+    return block.sa_layer_norm, block.output_layer_norm
+
+
+def test_embedding_points_are_the_lookups(tiny_bert):
+    out, cache = hooks.run(tiny_bert, *batch(tiny_bert), capture=hooks.EMBED_POINTS, internals=True)
+    emb = tiny_bert.embeddings
+    ids = encode(tiny_bert, TEXT).input_ids
+    torch.testing.assert_close(cache["embed.token"][0], emb.word_embeddings.weight[ids[0]], rtol=0, atol=0)
+    torch.testing.assert_close(cache["embed.out"], out.hidden_states[0], rtol=0, atol=0)
+
+
+def test_hooks_are_removed_after_a_run_even_on_error(tiny_bert):
+    modules = list(tiny_bert.encoder.modules())
+    before = [(dict(m._forward_hooks), dict(m._forward_pre_hooks)) for m in modules]  # transformers keeps its own
+
+    def explode(_x):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        hooks.run(tiny_bert, *batch(tiny_bert), capture=hooks.point_names(tiny_bert),
+                  interventions=[hooks.Intervention("layer.1.attn.out", explode)])
+    assert [(dict(m._forward_hooks), dict(m._forward_pre_hooks)) for m in modules] == before
+
+
+def test_unknown_points_say_what_exists(tiny_bert):
+    with pytest.raises(InputError, match="Unknown point"):
+        hooks.run(tiny_bert, *batch(tiny_bert), capture=["layer.0.attn.nope"])
+    with pytest.raises(InputError, match="layers 0-1"):
+        hooks.run(tiny_bert, *batch(tiny_bert), capture=["layer.7.out"])
+    with pytest.raises(InputError, match="cannot be edited"):
+        hooks.run(tiny_bert, *batch(tiny_bert), interventions=[hooks.Intervention("layer.0.attn.pattern", lambda x: x)])
+
+
+def test_an_identity_intervention_changes_nothing(model):
+    args = batch(model)
+    plain, _ = hooks.run(model, *args, internals=True)
+    edits = [hooks.Intervention(f"layer.{l}.{p}", lambda x: x) for l in range(model.info.layers) for p in hooks.EDITABLE]
+    edited, _ = hooks.run(model, *args, internals=True, interventions=edits)
+    for a, b in zip(plain.hidden_states, edited.hidden_states):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def _reference_without_head(model, layer: int, head: int):
+    """A copy of the model whose attention output projection ignores one head's input columns."""
+    ref = copy.deepcopy(model)
+    block = hooks.layers_of(ref)[layer]
+    dense = block.attention.output.dense if model.info.family == "bert" else block.attention.out_lin
+    d_head = model.info.hidden_size // model.info.heads
+    with torch.no_grad():
+        dense.weight[:, head * d_head : (head + 1) * d_head] = 0
+    return ref
+
+
+@pytest.mark.parametrize("layer,head", [(0, 1), (1, 3)])
+def test_zeroing_a_head_equals_a_model_without_its_output_columns(model, layer, head):
+    args = batch(model)
+    ablated, _ = hooks.run(model, *args, internals=True, interventions=[hooks.ablate_heads(layer, [head])])
+    reference, _ = hooks.run(_reference_without_head(model, layer, head), *args, internals=True)
+    for a, b in zip(ablated.hidden_states, reference.hidden_states):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+def test_ablating_a_head_leaves_earlier_layers_and_other_rows_alone(model):
+    args = batch(model)
+    plain, _ = hooks.run(model, *args, internals=True)
+    ablated, _ = hooks.run(model, *args, internals=True, interventions=[hooks.ablate_heads(1, [0, 2], rows=[1])])
+    for layer in range(2):  # hidden states 0 (embeddings) and 1 (after layer 0) are before layer 1 acts
+        torch.testing.assert_close(plain.hidden_states[layer], ablated.hidden_states[layer], rtol=0, atol=0)
+    torch.testing.assert_close(plain.hidden_states[2][0], ablated.hidden_states[2][0], rtol=0, atol=0)
+    assert not torch.allclose(plain.hidden_states[2][1], ablated.hidden_states[2][1])
+
+
+def test_mean_ablation_makes_the_head_context_constant_over_tokens(tiny_bert):
+    _, cache = hooks.run(tiny_bert, *batch(tiny_bert), capture=["layer.0.attn.context"],
+                         interventions=[hooks.ablate_heads(0, [2], mode="mean")])
+    context = cache["layer.0.attn.context"][:, 2]
+    torch.testing.assert_close(context, context[:, :1].expand_as(context), rtol=0, atol=0)
+
+
+def test_restricting_attention_gives_exact_zeros_and_rows_that_sum_to_one(model):
+    encoding = encode(model, TEXT)
+    n = len(encoding)
+    allowed = torch.ones(n, n, dtype=torch.bool)
+    allowed[:, 3] = False  # nobody may see token 3
+    allowed[5, 1] = False
+    out, _ = hooks.run(model, *batch(model), internals=True, interventions=[hooks.restrict_attention(1, allowed, rows=[0])])
+    layer1 = out.attentions[1]
+    assert (layer1[0, :, :, 3] == 0).all() and (layer1[0, :, 5, 1] == 0).all()
+    torch.testing.assert_close(layer1.sum(-1), torch.ones_like(layer1.sum(-1)))
+    assert (out.attentions[0][0, :, :, 3] > 0).all(), "layer 0 was not asked"
+    assert (layer1[1].triu(1) == 0).all(), "row 1 keeps its own causal mask"
