@@ -38,22 +38,22 @@ THRESHOLDS = {"errors": 0, "model_loads": 1, "actions_per_session": 0.5}
 class, and at least half an action per session in the run (30 sessions for 60 s on 2 CPUs: >= 15)."""
 
 # Counts the script runs Streamlit starts after `ARM` is called, so a session can wait for the run its own
-# action caused to finish, however quickly it starts or ends (instead of sleeping and hoping).
+# action caused to finish, however quickly it starts or ends (instead of sleeping and hoping). It watches the
+# whole document, so a re-mounted app element is still seen.
 ARM = """() => {
-  const app = document.querySelector('[data-testid=stApp]');
   window.__bertlabRuns = 0;
   if (!window.__bertlabObserver) {
-    window.__bertlabObserver = new MutationObserver(() => {
-      if (app.dataset.testScriptState === 'running') window.__bertlabRuns++;
+    window.__bertlabObserver = new MutationObserver(records => {
+      for (const r of records) if (r.target.dataset && r.target.dataset.testScriptState === 'running') window.__bertlabRuns++;
     });
-    window.__bertlabObserver.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+    window.__bertlabObserver.observe(document.body, {attributes: true, subtree: true, attributeFilter: ['data-test-script-state']});
   }
 }"""
 RAN = "() => window.__bertlabRuns > 0 && (" + IDLE + ")()"
 
 
 async def _session(browser, url: str, model: str, seconds: float, seed: int, times: list[float], errors: list[str],
-                   delay: float = 0.0, timeouts: list[str] | None = None) -> None:
+                   delay: float = 0.0, timeouts: list[str] | None = None, action_timeout_s: float = 120.0) -> None:
     from playwright.async_api import TimeoutError as PlaywrightTimeout
 
     timeouts = [] if timeouts is None else timeouts
@@ -61,7 +61,7 @@ async def _session(browser, url: str, model: str, seconds: float, seed: int, tim
     rng = random.Random(seed)
     context = await browser.new_context(viewport={"width": 1200, "height": 900})
     page = await context.new_page()
-    page.set_default_timeout(120_000)  # 30 renderers and the server share this machine's cores
+    page.set_default_timeout(action_timeout_s * 1000)  # 30 renderers and the server share this machine's cores
 
     async def guard(route):
         if route.request.url.startswith(url) or route.request.url.startswith(("data:", "blob:", "about:")):
@@ -91,7 +91,7 @@ async def _session(browser, url: str, model: str, seconds: float, seed: int, tim
                 else:
                     here = rng.choice([p for p in PAGES if p != here])  # a new page, so the click starts a run
                     await page.get_by_role("link", name=here).first.click()
-                await page.wait_for_function(RAN, timeout=120_000)
+                await page.wait_for_function(RAN, timeout=action_timeout_s * 1000)
             except PlaywrightTimeout as err:  # the client waited too long: slow, not broken; count it and go on
                 timeouts.append(f"session {seed}: {str(err).splitlines()[0]}")
                 continue
@@ -106,7 +106,8 @@ async def _session(browser, url: str, model: str, seconds: float, seed: int, tim
         await context.close()
 
 
-async def _run(url: str, model: str, sessions: int, seconds: float, chromium: str, server_pid: int | None) -> dict:
+async def _run(url: str, model: str, sessions: int, seconds: float, chromium: str, server_pid: int | None,
+               action_timeout_s: float) -> dict:
     from playwright.async_api import async_playwright
 
     times: list[float] = []
@@ -119,7 +120,8 @@ async def _run(url: str, model: str, sessions: int, seconds: float, chromium: st
         await _session(browser, url, model, 0.0, -1, [], errors)
         memory["server_rss_before_mb"] = _rss_mb(server_pid)
         await asyncio.gather(
-            *(_session(browser, url, model, seconds, i, times, errors, delay=0.5 * i, timeouts=timeouts) for i in range(sessions))
+            *(_session(browser, url, model, seconds, i, times, errors, delay=0.5 * i, timeouts=timeouts,
+                       action_timeout_s=action_timeout_s) for i in range(sessions))
         )
         memory["server_rss_after_mb"] = _rss_mb(server_pid)
         await browser.close()
@@ -147,9 +149,10 @@ def _rss_mb(pid: int | None) -> float | None:
 
 
 def run_load(url: str, model: str = "minilm", sessions: int = 30, seconds: float = 60.0, chromium: str = CHROMIUM,
-             server_pid: int | None = None) -> dict:
-    """Run the sessions; returns actions, errors, median/p95 seconds to result and the server's memory."""
-    return asyncio.run(_run(url, model, sessions, seconds, chromium, server_pid))
+             server_pid: int | None = None, action_timeout_s: float = 120.0) -> dict:
+    """Run the sessions; returns actions, errors, median/p95 seconds to result and the server's memory.
+    An action that takes longer than `action_timeout_s` counts as a client timeout (slow), not an error."""
+    return asyncio.run(_run(url, model, sessions, seconds, chromium, server_pid, action_timeout_s))
 
 
 def classroom(model: str = "minilm", sessions: int = 30, seconds: float = 60.0, log: Path | None = None) -> dict:

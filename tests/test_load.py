@@ -18,7 +18,7 @@ SECONDS = float(os.environ.get("BERTLAB_LOAD_SECONDS", "5"))
 def test_a_few_students_at_once(app_server, chromium):
     from labtools.loadtest import run_load
 
-    result = run_load(app_server.url, "minilm", SESSIONS, SECONDS, chromium, server_pid=app_server.proc.pid)
+    result = run_load(app_server.url, "minilm", SESSIONS, SECONDS, chromium, server_pid=app_server.proc.pid, action_timeout_s=45)
     print("\nload smoke:", json.dumps(result))
     assert result["errors"] == 0, result["error_samples"]
     assert result["actions"] + result["client_timeouts"] > 0, "the sessions did something"
