@@ -6,7 +6,7 @@
     >>> a.bidirectional.attentions.shape               # (layer, head, query, key)
 """
 
-from .analysis import HEAD_STATS, Analysis, Embeddings, MaskRun, Prediction, analyze, analyze_encoding
+from .analysis import HEAD_STATS, Analysis, Classification, Embeddings, MaskRun, Prediction, analyze, analyze_encoding
 from .errors import (
     BertlabError,
     InputError,
@@ -26,7 +26,7 @@ from .senses import Senses, senses
 from .tokens import Encoding, Token, encode
 
 __all__ = [
-    "Analysis", "BertlabError", "BusyError", "Policy", "PolicyError", "ResourceError", "DEFAULT_MODEL", "Embeddings", "Encoding", "HEAD_STATS", "InputError",
+    "Analysis", "BertlabError", "Classification", "BusyError", "Policy", "PolicyError", "ResourceError", "DEFAULT_MODEL", "Embeddings", "Encoding", "HEAD_STATS", "InputError",
     "LoadedModel", "MASK_TYPES", "MaskEach", "MaskRun", "MissingHeadError", "ModelInfo", "ModelLoadError",
     "NoMaskError", "NotAnEncoderError", "OfflineError", "PACKAGED_MODEL", "Prediction", "Senses",
     "TargetNotFoundError", "Token", "analyze", "analyze_encoding", "encode", "fill_masks", "load_model",
