@@ -162,7 +162,7 @@ def masks(a: Analysis, layer: int = 0, head: int = 0) -> Views:
         ),
     ]
     if len(runs) == 2:
-        parts.append(Chart(figures.divergence_heatmap(a.tokens, runs[0], runs[1])))
+        parts.append(Chart(figures.divergence_heatmap(a.tokens, a.divergence())))
     return Views(parts)
 
 
