@@ -21,6 +21,7 @@ PAGES = {
         st.Page("views/layers.py", title="Layers and the residual stream", icon="🥞", url_path="layers"),
         st.Page("views/masking.py", title="Bidirectional vs causal", icon="↔️", url_path="masking"),
         st.Page("views/word_sense.py", title="Word sense", icon="🏦", url_path="word-sense"),
+        st.Page("views/compare.py", title="Compare models", icon="⚖️", url_path="compare"),
     ],
 }
 

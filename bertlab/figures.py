@@ -501,3 +501,22 @@ def layer_change_heatmap(tokens: Sequence[Token], change: np.ndarray) -> go.Figu
         tokens, change, 1, "Purples",
         "how much each layer rewrites each token: 1 − cosine(output, input)", "layer",
     )
+
+
+def word_cosine_by_layer(cosines: np.ndarray, word: str, names: tuple[str, str], kind: str) -> go.Figure:
+    """Cosine between two models' vectors of one word, layer by layer (`compare.compare_word`)."""
+    layers = list(range(len(cosines)))
+    fig = go.Figure(
+        go.Scatter(
+            x=layers, y=cosines, mode="lines+markers", line_color=MASK_COLOURS.get(kind, "#2563eb"),
+            hovertemplate="layer %{x}: cosine %{y:.4f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"cosine of '{html.escape(word)}' in {html.escape(names[0])} vs {html.escape(names[1])} ({kind}), layer by layer",
+        xaxis=dict(title="layer (0 = embeddings)", tickmode="array", tickvals=layers),
+        yaxis=dict(title="cosine similarity", range=[min(-0.05, float(np.min(cosines)) - 0.05), 1.02]),
+        height=340,
+        margin=dict(l=10, r=10, t=50, b=10),
+    )
+    return fig
