@@ -32,3 +32,12 @@ __all__ = [
     "TargetNotFoundError", "Token", "analyze", "analyze_encoding", "encode", "fill_masks", "load_model",
     "logit_lens", "mask_each_token", "rank_guess", "Guess", "pick_device", "prefetch", "senses",
 ]
+
+
+def __getattr__(name: str):
+    """`bertlab.show` (the notebook views) on first use: plotly is imported only by those who draw."""
+    if name == "show":
+        import importlib
+
+        return importlib.import_module(".show", __name__)
+    raise AttributeError(f"module 'bertlab' has no attribute {name!r}")

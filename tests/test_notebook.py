@@ -33,6 +33,7 @@ def heatmaps(chart: show.Chart) -> list[np.ndarray]:
 
 
 def test_charts_carry_the_analysis_as_the_plotly_mime_type(a):
+    assert bertlab.show is show, "bertlab.show.attention(...) works after a plain `import bertlab`"
     chart = show.attention(a, layer=1, head=2, mask="causal")
     np.testing.assert_allclose(heatmaps(chart)[0], a.causal.attentions[1, 2], atol=1e-6)
     bundle = chart._repr_mimebundle_()
