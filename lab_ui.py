@@ -20,8 +20,9 @@ import torch
 import streamlit as st
 
 import bertlab
+from bertlab import modebar
 from bertlab.analysis import Analysis, analyze_encoding
-from bertlab.loading import check_allowed
+from bertlab.loading import check_allowed, offline_message
 from bertlab.corpus import Corpus, CorpusIndex, build_index
 from bertlab.tokens import Encoding, encode, with_masks
 
@@ -126,7 +127,13 @@ def model_or_none(name: str | None = None) -> bertlab.LoadedModel | None:
     try:
         check_allowed(name)  # the policy applies to models already in the cache too
         with st.spinner(f"Loading {name}…"):
-            return _load(name, device)
+            loaded = _load(name, device)
+        if loaded.info.name != name:  # a cached offline stand-in: the operator may have stopped offering it since
+            try:
+                check_allowed(loaded.info.name)
+            except bertlab.PolicyError:
+                raise bertlab.OfflineError(offline_message(name)) from None
+        return loaded
     except bertlab.BertlabError as err:
         st.error(str(err), icon="⚠️")
         return None
@@ -319,7 +326,7 @@ def image(png: bytes, key: str) -> None:
 
 
 def chart(fig, key: str) -> None:
-    """A plotly chart with PNG download (plotly's own toolbar, no server round trip) and HTML on demand."""
+    """A plotly chart with PNG and SVG downloads (plotly's own toolbar, no server round trip) and HTML on demand."""
     if presenting():
         fig.update_layout(font=dict(size=20, color="#000"), title_font_size=26)
     st.plotly_chart(
@@ -327,10 +334,11 @@ def chart(fig, key: str) -> None:
         key=key,
         config={"toImageButtonOptions": {"format": "png", "filename": f"bertlab-{key}", "scale": 2}, "displaylogo": False},
     )
+    st.html(modebar.SVG_BUTTON_SCRIPT, unsafe_allow_javascript=True)  # an SVG button beside the camera (PNG)
     st.download_button(
         "HTML", data=lambda: fig.to_html(include_plotlyjs=True, full_html=True), file_name=f"bertlab-{key}.html",
         mime="text/html", on_click="ignore", key=f"{key}_html", type="tertiary", icon=":material/download:",
-        help="This chart as a standalone, offline HTML file (PNG: the camera icon on the chart).",
+        help="This chart as a standalone, offline HTML file (PNG and SVG: the camera and SVG icons on the chart).",
     )
 
 

@@ -6,7 +6,7 @@
     >>> a.bidirectional.attentions.shape               # (layer, head, query, key)
 """
 
-from .analysis import HEAD_STATS, Analysis, Embeddings, MaskRun, Prediction, analyze, analyze_encoding
+from .analysis import HEAD_STATS, Analysis, Classification, Embeddings, MaskRun, Prediction, analyze, analyze_encoding
 from .errors import (
     BertlabError,
     InputError,
@@ -26,9 +26,18 @@ from .senses import Senses, senses
 from .tokens import Encoding, Token, encode
 
 __all__ = [
-    "Analysis", "BertlabError", "BusyError", "Policy", "PolicyError", "ResourceError", "DEFAULT_MODEL", "Embeddings", "Encoding", "HEAD_STATS", "InputError",
+    "Analysis", "BertlabError", "Classification", "BusyError", "Policy", "PolicyError", "ResourceError", "DEFAULT_MODEL", "Embeddings", "Encoding", "HEAD_STATS", "InputError",
     "LoadedModel", "MASK_TYPES", "MaskEach", "MaskRun", "MissingHeadError", "ModelInfo", "ModelLoadError",
     "NoMaskError", "NotAnEncoderError", "OfflineError", "PACKAGED_MODEL", "Prediction", "Senses",
     "TargetNotFoundError", "Token", "analyze", "analyze_encoding", "encode", "fill_masks", "load_model",
     "logit_lens", "mask_each_token", "rank_guess", "Guess", "pick_device", "prefetch", "senses",
 ]
+
+
+def __getattr__(name: str):
+    """`bertlab.show` (the notebook views) on first use: plotly is imported only by those who draw."""
+    if name == "show":
+        import importlib
+
+        return importlib.import_module(".show", __name__)
+    raise AttributeError(f"module 'bertlab' has no attribute {name!r}")

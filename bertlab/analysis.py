@@ -71,6 +71,31 @@ class MaskRun:
 
 
 @dataclass
+class Classification:
+    """A fine-tune's own classifier on this input, read under the bidirectional mask (the one it was trained with)."""
+
+    task: str
+    """'sequence': one label for the input (from [CLS]); 'token': one label per token."""
+    labels: tuple[str, ...]
+    probs: np.ndarray
+    """Softmax over the labels: (label,) for 'sequence', (token, label) for 'token'."""
+
+    @property
+    def predicted(self) -> str | list[str]:
+        """The label with the highest probability (per token for 'token')."""
+        best = self.probs.argmax(-1)
+        return self.labels[int(best)] if self.task == "sequence" else [self.labels[int(i)] for i in best]
+
+    def to_dict(self) -> dict:
+        return {
+            "task": self.task,
+            "labels": list(self.labels),
+            "predicted": self.predicted,
+            "probs": self.probs.round(6).tolist(),
+        }
+
+
+@dataclass
 class Analysis:
     model: ModelInfo
     encoding: Encoding
@@ -80,6 +105,8 @@ class Analysis:
     """Probability that segment B follows segment A (IsNext), from the NSP head; None without one."""
     top_k: int
     notes: list[str]
+    classifier: Classification | None = None
+    """A fine-tune's prediction (BertForSequenceClassification, ...); None for checkpoints without a classifier."""
 
     @property
     def tokens(self) -> tuple[Token, ...]:
@@ -149,6 +176,7 @@ class Analysis:
                 kind: {name: values.round(6).tolist() for name, values in run.head_stats.items()} for kind, run in self.runs.items()
             },
             "notes": self.notes,
+            "classifier": None if self.classifier is None else self.classifier.to_dict(),
         }
 
 
@@ -223,7 +251,20 @@ def analyze_encoding(
         nsp=nsp,
         top_k=top_k,
         notes=_notes(loaded, encoding),
+        classifier=_classify(loaded, out, mask_types),
     )
+
+
+def _classify(loaded: LoadedModel, out, mask_types: tuple[str, ...]) -> Classification | None:
+    """The classifier on the bidirectional row of the same pass: no second forward."""
+    if loaded.classifier_head is None or "bidirectional" not in mask_types:
+        return None
+    row = mask_types.index("bidirectional")
+    pooled = getattr(out, "pooler_output", None)  # DistilBERT has no pooler
+    pooled = None if pooled is None else pooled[row : row + 1]
+    with torch.inference_mode():
+        logits = loaded.classifier_head(out.last_hidden_state[row : row + 1], pooled)[0]
+    return Classification(task=loaded.info.classifier, labels=loaded.info.labels, probs=_np(torch.softmax(logits.float(), -1)))
 
 
 def _np(t: torch.Tensor) -> np.ndarray:

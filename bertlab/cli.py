@@ -1,12 +1,15 @@
-"""Command line: `python -m bertlab analyze|senses|probe-senses|neighbors|head|layers|ablate|knockout|importance|attribute|
-prefetch|bench`. JSON output is a contract for scripts."""
+"""Command line: `bertlab analyze|senses|probe-senses|neighbors|head|layers|ablate|knockout|importance|attribute|
+prefetch|bench|app` (or `python -m bertlab ...`). JSON output is a contract for scripts."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import subprocess
 import sys
+from pathlib import Path
 
 from .errors import BertlabError
 from .loading import DEFAULT_MODEL
@@ -14,7 +17,7 @@ from .masks import MASK_TYPES
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bertlab", description="Look inside a real BERT.")
+    parser = argparse.ArgumentParser(prog="bertlab", description="Look inside a real BERT.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def model_options(p: argparse.ArgumentParser) -> None:
@@ -103,11 +106,22 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--analyses", type=int, default=200, help="distinct analyses for the memory figure (0: skip)")
     bench.add_argument("--no-browser", action="store_true", help="skip the Chromium figures (P3, P5)")
     bench.add_argument("--json", action="store_true")
+
+    sub.add_parser(
+        "app",
+        help="start the Streamlit app (further options go to `streamlit run`, e.g. --server.port 8502)",
+        description="Start the Streamlit app on http://localhost:8501. Options after `app` go to `streamlit run`.",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "app":
+        return run_app(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return _run(args)
     except BertlabError as err:
@@ -257,6 +271,34 @@ def _experiment(loaded, args: argparse.Namespace) -> int:
             c = data["completeness"]
             print(f"completeness: sum {c['sum']:.4f} vs f(input) - f(baseline) {c['expected']:.4f} (relative error {c['relative_error']:.1%})")
     return 0
+
+
+def app_path() -> Path:
+    """The app's main script: inside the installed package, or the checkout itself for `pip install -e .`
+    and a plain clone (pyproject.toml maps the package bertlab._app onto the repository root)."""
+    try:
+        spec = importlib.util.find_spec("bertlab._app")
+    except ImportError:
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations))) / "app.py"
+    return Path(__file__).resolve().parent.parent / "app.py"  # a clone that was never installed
+
+
+def run_app(streamlit_args: list[str]) -> int:
+    """`streamlit run` on the installed app.py, with the same defaults as `./lab app`."""
+    script = app_path()
+    if not script.is_file():
+        print(f"error: the app is not installed with this bertlab (no {script}).", file=sys.stderr)
+        return 2
+    command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    env = {"TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_TELEMETRY": "1", **os.environ}
+    if os.name == "posix":  # become Streamlit, so a signal to `bertlab app` (Ctrl-C, a service manager) reaches it
+        os.execve(sys.executable, command + streamlit_args, env)
+    try:
+        return subprocess.call(command + streamlit_args, env=env)
+    except KeyboardInterrupt:
+        return 130
 
 
 def _analysis_text(data: dict) -> str:

@@ -551,3 +551,22 @@ def corpus_projection(projections: Sequence[Projection]) -> go.Figure:
             )
     fig.update_layout(height=400, margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.12))
     return fig
+
+
+def word_cosine_by_layer(cosines: np.ndarray, word: str, names: tuple[str, str], kind: str) -> go.Figure:
+    """Cosine between two models' vectors of one word, layer by layer (`compare.compare_word`)."""
+    layers = list(range(len(cosines)))
+    fig = go.Figure(
+        go.Scatter(
+            x=layers, y=cosines, mode="lines+markers", line_color=MASK_COLOURS.get(kind, "#2563eb"),
+            hovertemplate="layer %{x}: cosine %{y:.4f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"cosine of '{html.escape(word)}' in {html.escape(names[0])} vs {html.escape(names[1])} ({kind}), layer by layer",
+        xaxis=dict(title="layer (0 = embeddings)", tickmode="array", tickvals=layers),
+        yaxis=dict(title="cosine similarity", range=[min(-0.05, float(np.min(cosines)) - 0.05), 1.02]),
+        height=340,
+        margin=dict(l=10, r=10, t=50, b=10),
+    )
+    return fig

@@ -94,6 +94,15 @@ class ModelInfo:
     heads_available: tuple[str, ...]
     has_segments: bool
     notice: str | None = None
+    saved_as: str | None = None
+    """The class the checkpoint was saved from (config.architectures), e.g. BertForMaskedLM."""
+    cased: bool | None = None
+    classifier: str | None = None
+    """A fine-tune's classifier: 'sequence' (one label per input) or 'token' (one per token); None without one."""
+    labels: tuple[str, ...] = ()
+    """The classifier's labels in logit order, from config.id2label."""
+    description: str = ""
+    """Which heads the checkpoint has and lacks, in one plain sentence."""
 
     def to_dict(self) -> dict:
         return {
@@ -111,6 +120,11 @@ class ModelInfo:
             "heads_available": list(self.heads_available),
             "has_segments": self.has_segments,
             "notice": self.notice,
+            "saved_as": self.saved_as,
+            "cased": self.cased,
+            "classifier": self.classifier,
+            "labels": list(self.labels),
+            "description": self.description,
         }
 
 
@@ -124,6 +138,8 @@ class LoadedModel:
     mlm_head: Callable[[torch.Tensor], torch.Tensor] | None = None
     nsp_head: Callable[[torch.Tensor], torch.Tensor] | None = None
     model: torch.nn.Module | None = field(default=None, repr=False)
+    classifier_head: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None = None
+    """A fine-tune's classifier: (last hidden states (batch, token, hidden), pooler output or None) -> logits."""
 
     @property
     def device(self) -> torch.device:
@@ -146,11 +162,10 @@ class LoadedModel:
         from .errors import MissingHeadError
 
         if head not in self.info.heads_available:
-            what = {"mlm": "masked-LM (MLM)", "nsp": "next-sentence-prediction (NSP)"}[head]
+            what = {"mlm": "masked-LM (MLM)", "nsp": "next-sentence-prediction (NSP)", "classifier": "classifier"}[head]
             raise MissingHeadError(
-                f"'{self.info.name}' has no {what} head: its checkpoint holds only "
-                f"{'the ' + ' and '.join(h.upper() for h in self.info.heads_available) + ' head(s) and ' if self.info.heads_available else ''}"
-                "the encoder. Load a pretraining checkpoint such as bert-base-uncased for this view."
+                f"'{self.info.name}' has no {what} head. {self.info.description or 'Its checkpoint holds only the encoder.'} "
+                "Load a pretraining checkpoint such as bert-base-uncased for this view."
             )
 
 
@@ -174,7 +189,7 @@ def _explain_failure(name: str, source: str, err: Exception) -> ModelLoadError:
             f"tokenizer): {_first_line(err)}"
         )
     if os.environ.get("HF_HUB_OFFLINE") == "1" or not hub_reachable():
-        return OfflineError(_offline_message(name))
+        return OfflineError(offline_message(name))
     return ModelLoadError(
         f"Cannot load '{name}': no such model on the Hugging Face Hub (check the spelling, e.g. "
         f"'bert-base-uncased'), or it is private. Detail: {_first_line(err)}"
@@ -343,7 +358,7 @@ def _local_only(source: str) -> bool:
     if isinstance(cached, str):
         return True
     if not hub_reachable():
-        raise OfflineError(_offline_message(source))
+        raise OfflineError(offline_message(source))
     return False
 
 
@@ -362,7 +377,7 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def _offline_message(name: str) -> str:
+def offline_message(name: str) -> str:
     return (
         f"Cannot load '{name}': the Hugging Face Hub cannot be reached and the model is not in the local "
         f"cache. On a machine with internet run `python -m bertlab prefetch {name}` (it fills the cache "
@@ -370,14 +385,44 @@ def _offline_message(name: str) -> str:
     )
 
 
+PRETRAINING_CLASSES = {"bert": transformers.BertForPreTraining, "distilbert": transformers.DistilBertForMaskedLM}
+"""The class with every pretraining head, per family: a checkpoint saved without some head loads into it too."""
+
+FINE_TUNES = {
+    "BertForSequenceClassification": "sequence",
+    "BertForTokenClassification": "token",
+    "DistilBertForSequenceClassification": "sequence",
+    "DistilBertForTokenClassification": "token",
+}
+"""Fine-tune classes whose classifier bertlab reads out, and what they classify."""
+
+HEAD_PROBES = {
+    # one weight per head: the head is kept only when the checkpoint holds it (else it would be random)
+    "mlm": ("cls.predictions.transform.dense.weight", "vocab_transform.weight"),
+    "nsp": ("cls.seq_relationship.weight",),
+    "classifier": ("classifier.weight", "pre_classifier.weight"),
+}
+HEAD_PREFIXES = ("cls.", "vocab_", "classifier.", "pre_classifier.", "bert.pooler.", "pooler.")
+
+
+def _checkpoint_class(config: transformers.PretrainedConfig) -> type[torch.nn.Module]:
+    """The fine-tune class the checkpoint was saved from, if bertlab reads its classifier; else the pretraining class.
+
+    Pretraining checkpoints go to the class with every pretraining head whatever their config says
+    (bert-base-uncased names BertForMaskedLM but holds the NSP head too), and heads absent from the
+    weights are dropped after loading. One load either way.
+    """
+    saved_as = (config.architectures or [None])[0]
+    if saved_as in FINE_TUNES:
+        return getattr(transformers, saved_as)
+    return PRETRAINING_CLASSES[config.model_type]
+
+
 def _load_weights(
     config: transformers.PretrainedConfig, source: str, dtype: torch.dtype, local_only: bool, allow_pickle: bool
 ) -> tuple[torch.nn.Module, tuple[str, ...]]:
-    """Load into the class with every head, then keep only the heads whose weights the checkpoint holds."""
-    if config.model_type == "bert":
-        cls, probes = transformers.BertForPreTraining, {"mlm": "cls.predictions.transform.dense.weight", "nsp": "cls.seq_relationship.weight"}
-    else:
-        cls, probes = transformers.DistilBertForMaskedLM, {"mlm": "vocab_transform.weight"}
+    """Load into the class with every head the checkpoint may hold, then keep only the heads whose weights it holds."""
+    cls = _checkpoint_class(config)
     model, info = cls.from_pretrained(
         source,
         config=config,
@@ -389,11 +434,71 @@ def _load_weights(
         use_safetensors=None if allow_pickle else True,
     )
     missing = set(info["missing_keys"])
-    encoder_missing = [k for k in missing if not k.startswith(("cls.", "vocab_"))]
+    encoder_missing = sorted(k for k in missing if not k.startswith(HEAD_PREFIXES))
     if encoder_missing:
         raise ModelLoadError(f"The checkpoint lacks encoder weights ({len(encoder_missing)} missing, e.g. {encoder_missing[0]}).")
-    heads = tuple(head for head, key in probes.items() if key not in missing)
-    return model, heads
+    encoder = model.base_model
+    if getattr(encoder, "pooler", None) is not None and any(k.endswith("pooler.dense.weight") for k in missing):
+        encoder.pooler = None  # saved without one (BertForMaskedLM, BertModel(add_pooling_layer=False)): random, so gone
+    has_pooler = getattr(encoder, "pooler", None) is not None
+    parameters = {name for name, _ in model.named_parameters()}
+    heads = []
+    for head, keys in HEAD_PROBES.items():
+        present = [k for k in keys if k in parameters]  # the ones this class has, so the checkpoint could fill
+        if present and not missing.intersection(present):
+            heads.append(head)
+    if "nsp" in heads and not has_pooler:
+        heads.remove("nsp")  # NSP reads the pooler output
+    if "classifier" in heads and FINE_TUNES.get(type(model).__name__) == "sequence" and config.model_type == "bert" and not has_pooler:
+        heads.remove("classifier")  # BERT's sentence classifier reads the pooler output too
+    return model, tuple(heads)
+
+
+def _classifier_head(model: torch.nn.Module, task: str) -> Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]:
+    """The fine-tune's own classifier modules applied to the encoder's outputs, as its forward applies them
+    (dropout is the identity in eval mode), so the encoder runs once for every view and the classifier."""
+    if task == "token":
+        return lambda hidden, pooled: model.classifier(hidden)
+    if hasattr(model, "pre_classifier"):  # DistilBERT: [CLS] hidden state -> pre_classifier -> ReLU -> classifier
+        return lambda hidden, pooled: model.classifier(torch.relu(model.pre_classifier(hidden[:, 0])))
+    return lambda hidden, pooled: model.classifier(pooled)  # BERT: pooler output -> classifier
+
+
+def _is_cased(tokenizer: PreTrainedTokenizerBase) -> bool | None:
+    """Does the tokenizer keep capitals? Asked of its own normalizer, not guessed from the name."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    normalizer = backend.normalizer
+    return normalizer is None or normalizer.normalize_str("A") == "A"
+
+
+def _describe(
+    saved_as: str | None, family: str, heads: tuple[str, ...], has_pooler: bool, task: str | None, labels: tuple[str, ...], cased: bool | None
+) -> str:
+    """One plain sentence: what the checkpoint was saved as, which heads it has, and which it lacks and why."""
+    has = []
+    if "mlm" in heads:
+        has.append("its masked-LM (MLM) head")
+    if "nsp" in heads:
+        has.append("its next-sentence (NSP) head")
+    if "classifier" in heads:
+        shown = ", ".join(labels[:6]) + (", ..." if len(labels) > 6 else "")
+        what = "sentence" if task == "sequence" else "per-token"
+        has.append(f"a {what} classifier over {len(labels)} label{'s' if len(labels) != 1 else ''} ({shown})")
+    casing = {True: "cased", False: "uncased", None: None}[cased]
+    text = f"Saved as {saved_as or 'an unnamed class'}" + (f", {casing}" if casing else "") + ": the encoder"
+    text += (" with " + " and ".join(has)) if has else " alone"
+    lacks = [name for name, head in (("MLM", "mlm"), ("NSP", "nsp")) if head not in heads]
+    if lacks:
+        text += f"; no {' or '.join(lacks)} head"
+        if "NSP" in lacks and family == "distilbert":
+            text += " (DistilBERT has no NSP head or segment embeddings)"
+        elif "NSP" in lacks and not has_pooler and "mlm" in heads:
+            text += " (it was saved without the pooler, which only feeds NSP)"
+    if task is not None and "classifier" not in heads:
+        text += f"; its config names {saved_as}, but the checkpoint holds no classifier weights"
+    return text + "."
 
 
 def _wrap(
@@ -405,19 +510,24 @@ def _wrap(
     device: torch.device,
     dtype_name: str,
 ) -> LoadedModel:
+    encoder = model.base_model
     if config.model_type == "bert":
-        encoder = model.bert
         mlm = model.cls.predictions if "mlm" in heads else None
         nsp = model.cls.seq_relationship if "nsp" in heads else None
         layers, heads_n, hidden, ffn = (config.num_hidden_layers, config.num_attention_heads, config.hidden_size, config.intermediate_size)
         max_positions, has_segments = config.max_position_embeddings, True
     else:
-        encoder = model.distilbert
         mlm = _distilbert_mlm(model) if "mlm" in heads else None
         nsp = None
         layers, heads_n, hidden, ffn = config.n_layers, config.n_heads, config.dim, config.hidden_dim
         max_positions, has_segments = config.max_position_embeddings, False
     max_positions = min(max_positions, tokenizer.model_max_length or max_positions)
+    task = FINE_TUNES.get(type(model).__name__)
+    labels = tuple(str(config.id2label[i]) for i in range(config.num_labels)) if task else ()
+    classifier = _classifier_head(model, task) if task and "classifier" in heads else None
+    saved_as = (config.architectures or [type(model).__name__])[0]
+    cased = _is_cased(tokenizer)
+    has_pooler = getattr(encoder, "pooler", None) is not None
     info = ModelInfo(
         name=name,
         family=config.model_type,
@@ -432,8 +542,15 @@ def _wrap(
         dtype=dtype_name,
         heads_available=heads,
         has_segments=has_segments,
+        saved_as=saved_as,
+        cased=cased,
+        classifier=task if classifier else None,
+        labels=labels if classifier else (),
+        description=_describe(saved_as, config.model_type, heads, has_pooler, task, labels, cased),
     )
-    return LoadedModel(info=info, tokenizer=tokenizer, encoder=encoder, mlm_head=mlm, nsp_head=nsp, model=model)
+    return LoadedModel(
+        info=info, tokenizer=tokenizer, encoder=encoder, mlm_head=mlm, nsp_head=nsp, model=model, classifier_head=classifier
+    )
 
 
 def _distilbert_mlm(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:

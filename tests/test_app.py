@@ -98,7 +98,7 @@ def test_next_sentence_page(tiny_bert_dir, reference):
 
 def test_word_sense_page_shows_the_lesson():
     at = visit(start("minilm"), PAGES[5])
-    assert len(at.get("plotly_chart")) == 4
+    assert len(at.get("plotly_chart")) == 7  # four for the typed sentences, three for the corpus
     at.text_input(key="target").input("fish").run()
     assert any("does not occur in sentence 1" in w.value for w in at.warning)
     assert not at.exception

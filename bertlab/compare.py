@@ -1,0 +1,67 @@
+"""Two checkpoints on the same text: which pieces each makes of a word, and how alike its hidden states are.
+
+Tokenizations differ (cased vs uncased, another vocabulary), so a word is matched by its characters:
+the pieces of each tokenization that cover the same characters of the same segment, pooled by their
+mean at every layer (as the word-sense view pools a word split into pieces).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .analysis import Analysis
+from .errors import InputError
+from .metrics import cosine
+from .tokens import Encoding
+
+
+@dataclass
+class WordComparison:
+    """One word of the text in two models."""
+
+    word: str
+    pieces: tuple[list[str], list[str]]
+    """The word's WordPieces in model A and in model B."""
+    cosine: np.ndarray | None
+    """(layer + 1,): cosine between the two models' vectors of the word at each layer (0 = embeddings), up to
+    the shallower model; None when the hidden sizes differ (the vectors live in different spaces)."""
+    kind: str
+
+
+def word_span(encoding: Encoding, position: int) -> tuple[int, int, int]:
+    """(segment, start, end): the characters of the whole word around a token, its `##` pieces included."""
+    tokens = encoding.tokens
+    if not 0 <= position < len(tokens) or tokens[position].special:
+        raise InputError("Pick a word of the text, not [CLS], [SEP] or padding.")
+    first = last = position
+    while first > 0 and tokens[first].continuation and not tokens[first - 1].special:
+        first -= 1
+    while last + 1 < len(tokens) and tokens[last + 1].continuation:
+        last += 1
+    return tokens[position].segment, tokens[first].start, tokens[last].end
+
+
+def pieces_at(encoding: Encoding, segment: int, start: int, end: int) -> list[int]:
+    """Positions of the tokens of `segment` that cover any of the characters [start, end)."""
+    return [t.position for t in encoding.tokens if not t.special and t.segment == segment and t.start < end and t.end > start]
+
+
+def compare_word(a: Analysis, b: Analysis, position: int, kind: str = "bidirectional") -> WordComparison:
+    """The word at `position` of A's tokens, found in B by its characters, and its cosine across the models."""
+    if a.encoding.text != b.encoding.text or a.encoding.pair != b.encoding.pair:
+        raise InputError("Both analyses must be of the same text.")
+    segment, start, end = word_span(a.encoding, position)
+    in_a, in_b = pieces_at(a.encoding, segment, start, end), pieces_at(b.encoding, segment, start, end)
+    source = a.encoding.text if segment == 0 else a.encoding.pair or ""
+    if not in_b:
+        raise InputError(f"'{source[start:end]}' is cut off in the second model's input (it reads fewer positions).")
+    pieces = ([a.tokens[p].text for p in in_a], [b.tokens[p].text for p in in_b])
+    hidden_a, hidden_b = a.runs[kind].hidden_states, b.runs[kind].hidden_states
+    if hidden_a.shape[-1] != hidden_b.shape[-1]:
+        return WordComparison(source[start:end], pieces, None, kind)
+    layers = min(hidden_a.shape[0], hidden_b.shape[0])
+    vector_a = hidden_a[:layers, in_a].mean(1)  # (layer + 1, hidden): the word as the mean of its pieces
+    vector_b = hidden_b[:layers, in_b].mean(1)
+    return WordComparison(source[start:end], pieces, cosine(vector_a, vector_b), kind)
