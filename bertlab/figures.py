@@ -152,7 +152,7 @@ def embedding_norms(tokens: Sequence[Token], e: Embeddings) -> go.Figure:
 
 
 def rollout_heatmap(tokens: Sequence[Token], run: MaskRun, layer: int) -> go.Figure:
-    return attention_heatmap(tokens, run.rollout[layer], title=f"attention rollout through layer {layer} ({run.kind})", zmax=None)
+    return attention_heatmap(tokens, run.rollout_at(layer), title=f"attention rollout through layer {layer} ({run.kind})", zmax=None)
 
 
 STEP_TITLES = {

@@ -126,7 +126,7 @@ def head_steps(loaded: LoadedModel, analysis: Analysis, layer: int, head: int, q
     (held by the analysis) through that layer's own query, key and value projections."""
     length = len(analysis.tokens)
     _check(loaded, layer, head, query, length, mask)
-    x = torch.from_numpy(analysis.runs[mask].hidden_states[layer]).to(loaded.device, loaded.dtype)
+    x = analysis.runs[mask].hidden_tensor[layer].to(loaded.device, loaded.dtype)  # where it is: no host round trip
     d_head = loaded.info.hidden_size // loaded.info.heads
     part = slice(head * d_head, (head + 1) * d_head)
     with torch.inference_mode():

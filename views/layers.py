@@ -22,7 +22,7 @@ steps = lab_ui.compute(loaded, "layers", (lab_ui.encoding_key(result.encoding), 
                        lambda: inside.layer_steps(loaded, result.encoding, kind), spinner="Running BERT with hooks on every sublayer…")
 st.caption(
     "Checked against the model: LayerNorm(F + h) of the last layer equals the model's own output "
-    f"(largest difference {float(np.abs(steps.output[-1] - result.runs[kind].hidden_states[-1]).max()):.1e})."
+    f"(largest difference {float(np.abs(steps.output[-1] - result.runs[kind].hidden(-1)).max()):.1e})."
 )
 lab_ui.chart(figures.sublayer_shares(tokens, steps.shares()), key="layer_shares")
 token = lab_ui.token_picker("Token (tap one)", tokens, key="token")
