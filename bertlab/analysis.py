@@ -327,7 +327,8 @@ def analyze_encoding(
 
     mlm_positions = encoding.mask_positions if loaded.mlm_head is not None else []
     predictions = _top_predictions(loaded, hidden[:, -1, mlm_positions], top_k) if mlm_positions else None
-    stats = {k: to_host(v.float()) for k, v in head_statistics(attn, specials).items()}  # (mask, layer, head) each
+    stats = head_statistics(attn, specials)  # name -> (mask, layer, head), on the device
+    stats = dict(zip(stats, to_host(torch.stack(list(stats.values())))))  # one transfer for all of them
 
     runs = {}
     for i, kind in enumerate(mask_types):
@@ -413,5 +414,5 @@ def _top_predictions(loaded: LoadedModel, hidden: torch.Tensor, top_k: int) -> l
     to_piece = loaded.tokenizer.convert_ids_to_tokens
     return [
         [[Prediction(to_piece(i), i, v) for i, v in zip(row_ids, row_values)] for row_ids, row_values in zip(m_ids, m_values)]
-        for m_ids, m_values in zip(ids.cpu().tolist(), values.cpu().tolist())
+        for m_ids, m_values in zip(to_host(ids).tolist(), to_host(values).tolist())
     ]

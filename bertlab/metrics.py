@@ -33,7 +33,7 @@ def head_statistics(attn: torch.Tensor, specials: dict[str, list[int]]) -> dict[
     # product of positions up to 511 would round to ±0.25 before the subtraction.
     distance = attn.to(f32) @ positions - positions * attn.sum(-1, dtype=f32)
     return {
-        "entropy": -torch.special.xlogy(attn, attn).sum(-1, dtype=f32).mean(-1),
+        "entropy": torch.special.entr(attn).sum(-1, dtype=f32).mean(-1),  # −a·ln a, 0 where a = 0
         "cls": attn[..., specials["cls"]].sum(-1, dtype=f32).mean(-1),
         "sep": attn[..., specials["sep"]].sum(-1, dtype=f32).mean(-1),
         "self": attn.diagonal(dim1=-2, dim2=-1).mean(-1, dtype=f32),
