@@ -86,7 +86,9 @@ def measure_engine(loaded: LoadedModel, repeats: int) -> dict:
     enc512 = encode(loaded, text_of(512))
     t_bare_512 = median_seconds(bare(ref, enc512.input_ids), max(1, repeats // 2))
     t_full_512 = median_seconds(lambda: analyze_encoding(loaded, enc512), max(1, repeats // 2))
+    experiments = measure_experiments(loaded, ref, repeats)
     return {
+        **experiments,
         "p1_ratio": t_full / t_bare,
         "p1_512_ratio": t_full_512 / t_bare_512,
         "p2_ratio_vs_batched": t_each / t_batched,
@@ -99,7 +101,25 @@ def measure_engine(loaded: LoadedModel, repeats: int) -> dict:
             "mask_each_loop_32": t_loop,
             "bare_sdpa_512": t_bare_512,
             "full_analysis_512": t_full_512,
+            **experiments.pop("seconds"),
         },
+    }
+
+
+def measure_experiments(loaded: LoadedModel, ref: torch.nn.Module, repeats: int) -> dict:
+    """P8: head importance at 32 tokens (every head ablated alone: layers × heads rows plus the unablated one,
+    batched, with the ablation hooks and the MLM head at one position) against one plain batched SDPA pass of
+    layers × heads rows of the same text."""
+    from .experiments import head_importance
+
+    enc = encode(loaded, text_of(32))
+    position = enc.mask_positions[0]
+    rows = loaded.info.layers * loaded.info.heads
+    t_plain = median_seconds(bare(ref, enc.input_ids.repeat(rows, 1)), max(1, repeats // 2))
+    t_importance = median_seconds(lambda: head_importance(loaded, enc, position), max(1, repeats // 2))
+    return {
+        "p8_importance_ratio": t_importance / t_plain,
+        "seconds": {f"plain_sdpa_{rows}x32": t_plain, "head_importance_32": t_importance},
     }
 
 

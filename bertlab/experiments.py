@@ -259,7 +259,7 @@ class Attribution:
                 "scores": np.round(self.scores.astype(np.float64), 6).tolist(), "completeness": self.completeness}
 
 
-METHODS = ("grad_x_input", "integrated_gradients")
+METHODS = ("integrated_gradients", "grad_x_input")
 BASELINE = ("every token that is not [CLS], [SEP] or [MASK] replaced by [PAD] (segments and positions kept): "
             "the text with its words removed")
 

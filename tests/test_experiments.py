@@ -163,3 +163,27 @@ def test_experiment_command_line_contracts(tiny_bert_dir, capsys):
     assert code == 2 and "does not exist" in err
     code, _, err = run(capsys, "ablate", TEXT, "--heads", "one", *model)
     assert code == 2 and "L.H" in err
+
+
+@pytest.mark.parametrize("experiment, extra", [
+    ("Ablate heads", {"heads": ["0.1", "1.2"]}), ("Knock out attention", {"ko_keys": [2, 3]}), ("Custom mask", {"preset_mask": "window"}),
+    ("Head importance", {}), ("Attribution", {}),
+])
+def test_experiments_page(tiny_bert_dir, experiment, extra):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=120)
+    for key, value in dict(model=str(tiny_bert_dir), device="cpu", text=TEXT, pair="", experiment=experiment, **extra).items():
+        at.session_state[key] = value
+    at.run()
+    at.switch_page("views/experiments.py")
+    at.run()
+    assert not at.exception and not at.error, [*at.exception, *at.error]
+    specs = " ".join(c.proto.spec for c in at.get("plotly_chart"))
+    expected = {"Ablate heads": "how far removing 2 head", "Knock out attention": "blocking 2 edge", "Custom mask": "the window mask",
+                "Head importance": "drop in log P", "Attribution": "rests on"}[experiment]
+    assert expected in specs
+    if experiment == "Attribution":
+        assert any("Completeness" in c.value for c in at.caption)
