@@ -106,6 +106,17 @@ def test_integrated_gradients_are_complete(tiny_bert):
     check = result.completeness
     assert check["relative_error"] <= 0.05, check
     assert abs(check["sum"] - result.scores.sum()) < 1e-4
+    # f(input) − f(baseline) from the full pretraining model itself, not from the function under test
+    tok = tiny_bert.tokenizer
+    target = tok.convert_tokens_to_ids(result.target)
+    ids = encoding.input_ids
+    baseline = ids.clone()
+    keep = torch.isin(ids, torch.tensor([tok.cls_token_id, tok.sep_token_id, tok.mask_token_id]))
+    baseline[~keep] = tok.pad_token_id
+    with torch.inference_mode():
+        logp = [torch.log_softmax(tiny_bert.model(input_ids=x, token_type_ids=encoding.token_type_ids).prediction_logits[0, 5], -1)[target]
+                for x in (ids, baseline)]
+    assert abs(check["expected"] - float(logp[0] - logp[1])) < 1e-4
     assert result.scores.shape == (len(encoding),) and result.target == bertlab.analyze(tiny_bert, TEXT).predictions(5)["bidirectional"][0].token
 
 

@@ -23,6 +23,8 @@ labels = lab_ui.token_labels(tokens)
 key = lab_ui.encoding_key(encoding)
 kind = st.pills("Experiment", KINDS, key="experiment", default=KINDS[0], bind="query-params") or KINDS[0]
 has_mlm = "mlm" in info.heads_available
+SIDE_BY_SIDE = len(tokens) <= 128
+"""Before/after attention of every layer is kept (float16) up to 128 tokens; past that it would crowd the cache."""
 if not result.mask_positions and has_mlm:
     st.caption("Tip: put `[MASK]` in the text to see how each experiment moves BERT's guess.")
 
@@ -40,8 +42,13 @@ def show_effect(effect: experiments.Effect, label: str) -> None:
         st.caption(f"'{info.name}' has no masked-LM head: the hidden states below still show what the change did.")
     lab_ui.chart(figures.change_heatmap(tokens, effect.hidden_cosine, f"how far {label} moved each token: 1 − cosine(before, after)"),
                  key="effect_change")
-    if effect.attentions is not None:
+    if effect.attentions is None:
+        st.caption("Attention before and after is drawn up to 128 tokens; this text is longer.")
+    else:
         layer, head = lab_ui.layer_head(result, prefix="x_")
+        if effect.kind == "ablate":
+            st.caption("An ablated head still computes its weights (its pattern is unchanged); what it no longer does is "
+                       "pass its output on. Look at the layers after it.")
         left, right = st.columns(2)
         with left:
             lab_ui.chart(figures.attention_heatmap(tokens, effect.attentions[0, layer, head].astype(np.float32), f"before: layer {layer}, head {head}"),
@@ -62,7 +69,7 @@ if kind == "Ablate heads":
     st.plotly_chart(figures.head_grid(info.layers, info.heads, heads, title="removed heads (✕)"), key="ablate_grid")
     if heads:
         effect = lab_ui.compute(loaded, "ablate", (key, tuple(heads), mode),
-                                lambda: experiments.ablate(loaded, encoding, heads, mode, top_k=result.top_k, attentions=True))
+                                lambda: experiments.ablate(loaded, encoding, heads, mode, top_k=result.top_k, attentions=SIDE_BY_SIDE))
         show_effect(effect, f"removing {len(heads)} head(s)")
     else:
         st.info("Choose one or more heads to remove.")
@@ -75,7 +82,7 @@ elif kind == "Knock out attention":
     edges = [(query, k) for k in blocked or []]
     if edges:
         effect = lab_ui.compute(loaded, "knockout", (key, tuple(edges), first, last),
-                                lambda: experiments.knockout(loaded, encoding, edges, range(first, last + 1), top_k=result.top_k, attentions=True))
+                                lambda: experiments.knockout(loaded, encoding, edges, range(first, last + 1), top_k=result.top_k, attentions=SIDE_BY_SIDE))
         show_effect(effect, f"blocking {len(edges)} edge(s)")
     else:
         st.info("Tap the keys the query token may not attend to.")
@@ -84,24 +91,31 @@ elif kind == "Custom mask":
     preset = c1.selectbox("Mask", [p for p in masks.PRESETS if p != "bidirectional"], key="preset_mask", bind="query-params",
                           help="prefix-LM: segment A sees all of A, B is causal (needs a second sentence); window: ±w tokens; "
                                "blind: nobody may see one token.")
-    window = c2.number_input("Window ±w", 0, 64, 2, key="window", disabled=preset != "window")
+    window = c2.number_input("Window ±w", 0, 64, 2, key="window", disabled=preset != "window", bind="query-params")
     blind = lab_ui.token_picker("Token nobody may see", tokens, key="blind", default=1) if preset == "blind" else 0
     allowed = lab_ui.guarded(lambda: experiments.allowed_or_raise(loaded, encoding, preset, window=int(window), token=blind))
+    if preset == "prefix-lm" and not result.encoding.pair:
+        st.info("prefix-LM needs a second sentence (segment B) in the sidebar: with segment A alone every token "
+                "sees every token, which is BERT's own bidirectional mask.")
+    name = preset
     if len(tokens) <= 32:
         with st.expander("Draw your own: edit the mask (rows = queries, columns = keys)"):
             frame = pd.DataFrame(allowed.numpy(), index=labels, columns=labels)
-            edited = st.data_editor(frame, key=f"draw_{preset}_{len(tokens)}", width="stretch")
-            allowed = torch.from_numpy(edited.to_numpy(dtype=bool).copy())
-    lab_ui.chart(figures.mask_matrix(tokens, allowed.numpy(), preset), key="custom_mask")
-    effect = lab_ui.compute(loaded, "mask", (key, preset, allowed.numpy().tobytes()),
-                            lambda: experiments.with_mask(loaded, encoding, allowed, preset, top_k=result.top_k, attentions=True))
-    show_effect(effect, f"the {preset} mask")
+            edited = st.data_editor(frame, key=f"draw_{preset}_{hash(key)}", width="stretch")
+            drawn = torch.from_numpy(edited.to_numpy(dtype=bool).copy())
+            if not torch.equal(drawn, allowed):
+                allowed, name = drawn, "drawn"
+    lab_ui.chart(figures.mask_matrix(tokens, allowed.numpy(), name), key="custom_mask")
+    effect = lab_ui.compute(loaded, "mask", (key, name, allowed.numpy().tobytes()),
+                            lambda: experiments.with_mask(loaded, encoding, allowed, name, top_k=result.top_k, attentions=SIDE_BY_SIDE))
+    show_effect(effect, f"the {name} mask")
 elif kind == "Head importance":
     if not has_mlm or not result.mask_positions:
         st.info("Head importance ranks heads by how much a [MASK]'s guess needs them: it needs a checkpoint with an MLM "
                 "head and a [MASK] in the text." + ("" if has_mlm else f" '{info.name}' has no MLM head."))
         st.stop()
-    position = st.selectbox("[MASK]", result.mask_positions, key="imp_position", format_func=lambda p: f"{labels[p]} at {p}")
+    position = st.selectbox("[MASK]", result.mask_positions, key="imp_position", format_func=lambda p: f"{labels[p]} at {p}",
+                            bind="query-params")
     rows = info.layers * info.heads
     importance = lab_ui.compute(loaded, "importance", (key, position),
                                 lambda: experiments.head_importance(loaded, encoding, position),
@@ -117,10 +131,11 @@ else:
                 + ("" if has_mlm else f" '{info.name}' has no MLM head."))
         st.stop()
     c1, c2, c3 = st.columns(3)
-    position = c1.selectbox("[MASK]", result.mask_positions, key="attr_position", format_func=lambda p: f"{labels[p]} at {p}")
+    position = c1.selectbox("[MASK]", result.mask_positions, key="attr_position", format_func=lambda p: f"{labels[p]} at {p}",
+                            bind="query-params")
     method = c2.selectbox("Method", list(experiments.METHODS), key="attr_method", bind="query-params",
                           format_func={"integrated_gradients": "integrated gradients", "grad_x_input": "gradient × input"}.get)
-    steps = c3.slider("Steps", 8, 128, 32, 8, key="attr_steps", disabled=method != "integrated_gradients")
+    steps = c3.slider("Steps", 8, 128, 32, 8, key="attr_steps", disabled=method != "integrated_gradients", bind="query-params")
     attribution = lab_ui.compute(loaded, "attribute", (key, position, method, steps),
                                  lambda: experiments.attribute(loaded, encoding, position, method=method, steps=steps),
                                  spinner="Attributing (Captum)…")
@@ -135,5 +150,6 @@ else:
         c = attribution.completeness
         ok = "✅" if c["relative_error"] <= 0.05 else "⚠️ more steps may help"
         st.caption(f"Completeness {ok}: the attributions sum to {c['sum']:.4f}; log P(input) − log P(baseline) = "
-                   f"{c['expected']:.4f} (relative error {c['relative_error']:.1%}). Baseline: {experiments.BASELINE}.")
+                   f"{c['expected']:.4f} (relative error {c['relative_error']:.1%}). Baseline: {experiments.BASELINE}; "
+                   "so [CLS], [SEP] and [MASK] get exactly 0 here, whatever attention says.")
 lab_ui.notes(result)
