@@ -10,7 +10,6 @@ big tensors where the model computed them with accessors that bring to the host 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 
 import numpy as np
 import torch
