@@ -6,7 +6,7 @@ from bertlab import HEAD_STATS, attention_views, figures
 
 lab_ui.header(
     "Attention",
-    "Each of BERT's layers has several **heads** (12 in BERT-base, 16 in BERT-large). A head turns every "
+    f"Each of BERT's layers has several **heads** (12 in BERT-base, 16 in BERT-large{lab_ui.in_this_model('heads')}). A head turns every "
     "token into a query, a key and a value; the softmax of query·key/√d gives each token a row of weights "
     "over all tokens (each row sums to 1), and the token's new vector mixes the values by those weights. "
     "BERT's mask is **bidirectional**: every token may look left and right.",

@@ -21,7 +21,7 @@ st.markdown(
     "BERT (Devlin et al., 2018) is a stack of Transformer **encoder** layers: BERT-base has 12 layers, hidden "
     "size 768, 12 attention heads and a 3072-wide feed-forward block (110M parameters); BERT-large has 24, "
     "1024, 16 and 4096 (340M). It reads at most 512 positions. Each step below runs on the text in the "
-    "sidebar, live."
+    "sidebar, live. " + lab_ui.sizes_sentence()
 )
 step = st.segmented_control("Step", STEPS, key="step", default=STEPS[0], bind="query-params") or STEPS[0]
 index = STEPS.index(step)
@@ -39,7 +39,7 @@ loaded = lab_ui.model()
 
 if step == "Tokens":
     explain(
-        "A fixed vocabulary of **WordPieces** (30,522 in the uncased English model) covers any text: a word it "
+        f"A fixed vocabulary of **WordPieces** (30,522 in the uncased English model{lab_ui.in_this_model('vocab_size')}) covers any text: a word it "
         "does not hold whole is split, and continuation pieces start with `##`. The input is framed as `[CLS]` A "
         "`[SEP]` (B `[SEP]`).",
         "which words split into pieces, and the special tokens the model adds around your text.",
