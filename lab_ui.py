@@ -10,6 +10,7 @@ import dataclasses
 import json
 import logging
 import os
+import textwrap
 import threading
 from typing import Callable, TypeVar
 
@@ -82,6 +83,7 @@ def _apply_preset() -> None:
 
 def sidebar() -> None:
     st.session_state["_shown_errors"] = set()  # a load error is shown once per run (banner), not per caller
+    st.html(TOUCH_CSS)
     if presenting():
         st.html(PRESENTER_CSS)
     _default("model", bertlab.DEFAULT_MODEL)
@@ -395,6 +397,7 @@ html, body, [data-testid=stAppViewContainer] { font-size: 22px; color: #000; bac
 h1 { font-size: 3.2rem !important; } h2, h3 { font-size: 2.2rem !important; }
 [data-testid=stAlert] p { font-size: 1.2rem; }
 .chips { font-size: 1.6rem !important; }
+[data-testid=stProgress] p { font-size: 1.8rem !important; font-weight: 600; }
 [data-testid=stMainBlockContainer] { max-width: 100%; padding-left: 2rem; padding-right: 2rem; }
 </style>"""
 
@@ -406,10 +409,32 @@ def image(png: bytes, key: str) -> None:
                        icon=":material/download:", on_click="ignore", key=f"{key}_png")
 
 
+TITLE_CHARS = 48
+"""A chart title longer than this wraps (plotly's SVG titles never wrap, and a phone shows ~50 characters)."""
+
+TOUCH_CSS = """<style>
+/* On a touch screen plotly's toolbar sits over the chart title and hover-only buttons mean little: hide it
+   there (the PNG/SVG buttons stay on desktop; the HTML download under each chart works everywhere). */
+@media (hover: none) and (pointer: coarse) { .js-plotly-plot .modebar-container { display: none !important; } }
+</style>"""
+
+
+def _fit_title(fig) -> None:
+    """Wrap a long title at word boundaries and let it push the top margin instead of overlapping the plot."""
+    text = fig.layout.title.text
+    if text and "<br>" not in text and len(text) > TITLE_CHARS:
+        fig.update_layout(title_text="<br>".join(textwrap.wrap(text, TITLE_CHARS, break_long_words=False)))
+    if text:
+        fig.update_layout(title_automargin=True, title_yref="paper")
+
+
 def chart(fig, key: str) -> None:
     """A plotly chart with PNG and SVG downloads (plotly's own toolbar, no server round trip) and HTML on demand."""
+    _fit_title(fig)
     if presenting():
         fig.update_layout(font=dict(size=20, color="#000"), title_font_size=26)
+        fig.update_xaxes(tickfont_size=18)
+        fig.update_yaxes(tickfont_size=18)
     st.plotly_chart(
         fig,
         key=key,

@@ -403,8 +403,9 @@ def similarity_heatmap(result: Senses, kind: str, layer: int) -> go.Figure:
             customdata=hover,
             hovertemplate="%{customdata}: cosine %{z:.4f}<extra></extra>",
             colorscale="Viridis",
-            zmin=min(0.0, float(result.similarity[kind][layer].min())),
-            zmax=1,
+            # fitted to the values shown: on a 0-1 scale, 0.74 and 1.0 look alike
+            zmin=float(result.similarity[kind][layer].min()),
+            zmax=float(result.similarity[kind][layer].max()),
         )
     )
     fig.update_layout(
