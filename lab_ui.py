@@ -416,6 +416,9 @@ TOUCH_CSS = """<style>
 /* On a touch screen plotly's toolbar sits over the chart title and hover-only buttons mean little: hide it
    there (the PNG/SVG buttons stay on desktop; the HTML download under each chart works everywhere). */
 @media (hover: none) and (pointer: coarse) { .js-plotly-plot .modebar-container { display: none !important; } }
+/* Pills and segmented controls scroll sideways, unmarked, when they do not fit (the Attention page's View on a
+   phone hid Statistics and Rollout): wrap them onto a second line instead. */
+[data-testid=stButtonGroup] > div:has(> button) { flex-wrap: wrap !important; overflow-x: visible !important; row-gap: 0.4rem; }
 </style>"""
 
 

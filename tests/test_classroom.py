@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from test_app import APP, PAGES, start, visit
+from test_browser import open_page, shots  # noqa: F401  (shots: the screenshot folder fixture, BERTLAB_SCREENSHOTS)
 
 
 def main_text(at: AppTest) -> str:
@@ -80,3 +81,87 @@ def test_an_unknown_model_is_explained_once_without_commands(name, says, monkeyp
         assert len(errors) == 1, (page, errors)  # once: not in the sidebar and again on the page
         assert says in errors[0] and name in errors[0]
         assert "prefetch" not in errors[0] and "python -m" not in errors[0]
+
+
+# --- a real browser: a phone and a projector ---------------------------------------------------------------
+
+LESSON_STEPS = ["Tokens", "Three embeddings", "Attention", "Layers", "Masked LM", "Bidirectional vs causal", "Word sense",
+                "Next sentence"]
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+PROJECTOR = {"viewport": {"width": 1280, "height": 720}}
+PHONE_PAGES = ["", "tokens", "embeddings", "masked-lm", "next-sentence", "attention", "head", "layers", "masking",
+               "word-sense", "compare"]
+
+
+@pytest.fixture(scope="module")
+def classroom(app_server, chromium):
+    """A browser, the server's address, and a context factory (a phone or a projector) that allows no host but 127.0.0.1."""
+    from playwright.sync_api import sync_playwright
+
+    from labtools.server import FLAGS
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=FLAGS)
+        contexts = []
+
+        def new(device: dict):
+            context = browser.new_context(**device)
+            context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(
+                ("http://127.0.0.1", "data:", "blob:", "about:")) else route.abort())
+            contexts.append(context)
+            return context.new_page()
+
+        yield app_server.url, new
+        for context in contexts:
+            context.close()
+        browser.close()
+
+
+def test_a_phone_sees_every_page_without_sideways_scrolling(classroom, shots):
+
+    server, new = classroom
+    pg = new(PHONE)
+    shots.mkdir(parents=True, exist_ok=True)
+    for path in PHONE_PAGES:
+        open_page(pg, f"{server}/{path}?model=bert-base-uncased&text=The+river+bank+was+very+scenic.")
+        banner = pg.locator("[data-testid=stMain]").get_by_text("Model running:")
+        banner.first.wait_for(state="visible", timeout=30_000)
+        assert "minilm (offline stand-in for bert-base-uncased)" in banner.first.inner_text(), path
+        assert pg.get_by_text("Loading BERT…").count() == 0, path  # the first paint's message is gone
+        width = pg.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= 390, f"/{path} is {width} px wide on a 390-px phone"
+        # the toolbar does not cover chart titles on a touch screen
+        for toolbar in pg.locator(".js-plotly-plot .modebar-container").all():
+            assert not toolbar.is_visible(), path
+        if path == "attention":  # every View option can be tapped without scrolling sideways
+            for option in ("Heatmap", "Head view", "Model view", "All heads", "Statistics", "Rollout"):
+                box = pg.locator("[data-testid=stButtonGroup] button", has_text=option).first.bounding_box()
+                assert box and 0 <= box["x"] and box["x"] + box["width"] <= 390, option
+            pg.screenshot(path=str(shots / "11-phone-attention.png"))
+        if path == "":
+            pg.screenshot(path=str(shots / "12-phone-lesson.png"))
+
+
+STEP_IN_VIEW = """(title) => {
+  const bar = [...document.querySelectorAll('[data-testid=stProgress]')].find(e => e.innerText.includes(title));
+  if (!bar) return false;
+  const box = bar.getBoundingClientRect();
+  return box.top >= 0 && box.bottom <= window.innerHeight;
+}"""
+
+
+def test_a_projector_shows_each_lesson_steps_title_on_the_first_screen(classroom, shots):
+
+    steps = LESSON_STEPS
+    server, new = classroom
+    pg = new(PROJECTOR)
+    open_page(pg, f"{server}/?model=minilm&present=true&text=I+went+to+the+bank+to+deposit+money.")
+    assert pg.get_by_text("About BERT and the model running here").first.is_visible()  # the intro is folded
+    for number, step in enumerate(steps, start=1):
+        title = f"Step {number} of {len(steps)}: {step}"
+        pg.wait_for_function(STEP_IN_VIEW, arg=title, timeout=120_000)
+        if number == 4:
+            shots.mkdir(parents=True, exist_ok=True)
+            pg.screenshot(path=str(shots / "13-projector-lesson.png"))
+        if number < len(steps):
+            pg.get_by_role("button", name="Next →").click()
