@@ -37,7 +37,7 @@ if st.session_state.pop("_lesson_scroll", False):
     # after Back/Next (at the bottom of a long step) the next step's title comes into view, not its end
     st.html(
         f"<script>/* {step} */ (function () {{ var bar = document.querySelector('[data-testid=stProgress]');"
-        " if (bar) bar.scrollIntoView({block: 'start'}); })();</script>",
+        " if (bar) { bar.style.scrollMarginTop = '1rem'; bar.scrollIntoView({block: 'start'}); } })();</script>",
         unsafe_allow_javascript=True,
     )
 
