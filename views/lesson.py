@@ -34,10 +34,11 @@ step = st.pills("Step", STEPS, key="step", default=STEPS[0], bind="query-params"
 index = STEPS.index(step)
 st.progress((index + 1) / len(STEPS), text=f"Step {index + 1} of {len(STEPS)}: {step}")  # the step's title
 if st.session_state.pop("_lesson_scroll", False):
-    # after Back/Next (at the bottom of a long step) the next step's title comes into view, not its end
+    # after Back/Next (at the bottom of a long step) the next step's title comes into view, not its end;
+    # the margin keeps it below Streamlit's fixed header
     st.html(
         f"<script>/* {step} */ (function () {{ var bar = document.querySelector('[data-testid=stProgress]');"
-        " if (bar) { bar.style.scrollMarginTop = '1rem'; bar.scrollIntoView({block: 'start'}); } })();</script>",
+        " if (bar) { bar.style.scrollMarginTop = '5rem'; bar.scrollIntoView({block: 'start'}); } })();</script>",
         unsafe_allow_javascript=True,
     )
 
