@@ -26,6 +26,9 @@ PAGES = {
         st.Page("views/masking.py", title="Bidirectional vs causal", icon="↔️", url_path="masking"),
         st.Page("views/word_sense.py", title="Word sense", icon="🏦", url_path="word-sense"),
     ],
+    "Experiment": [
+        st.Page("views/experiments.py", title="Experiments", icon="🧪", url_path="experiments"),
+    ],
     "Compare": [
         st.Page("views/compare.py", title="Compare models", icon="⚖️", url_path="compare"),
     ],

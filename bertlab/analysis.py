@@ -2,14 +2,14 @@
 
 Like TransformerLens' `run_with_cache`, internals come from the model's own outputs
 (`output_attentions`, `output_hidden_states`) and forward hooks on its embedding modules; nothing
-of BERT's forward pass is re-implemented here. The result is plain typed data (numpy arrays), so
-figure builders and pages never call the model again.
+of BERT's forward pass is re-implemented here. The result is plain typed data: small things as numpy, the
+big tensors where the model computed them with accessors that bring to the host only what a view draws
+(`MaskRun.attention(layer, head)`); figure builders and pages never call the model again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ from . import hooks, masks, metrics
 from .loading import LoadedModel, ModelInfo
 from .metrics import HEAD_STATS, head_statistics, rollout
 from .tokens import Encoding, Token, encode
+from .transfer import to_host
 
 __all__ = ["HEAD_STATS", "Analysis", "Embeddings", "MaskRun", "Prediction", "analyze", "analyze_encoding", "run_encoder"]
 
@@ -32,42 +33,144 @@ class Prediction:
         return {"token": self.token, "id": self.id, "prob": self.prob}
 
 
-@dataclass
-class Embeddings:
-    """BERTEmbeddings in the paper's order: token + segment + position, summed, then LayerNorm."""
+EMBEDDING_PARTS = ("token", "segment", "position", "sum", "layernorm", "model_output")
 
-    token: np.ndarray
-    segment: np.ndarray | None
-    position: np.ndarray
-    sum: np.ndarray
-    layernorm: np.ndarray
-    model_output: np.ndarray
+
+@dataclass(eq=False)
+class Embeddings:
+    """BERTEmbeddings in the paper's order: token + segment + position, summed, then LayerNorm.
+
+    The (token, hidden) parts stay tensors where they were computed; `token`, `segment`, ... hand them
+    out as float32 numpy the first time a view reads them (the Embeddings page, the lesson)."""
+
+    parts: dict[str, torch.Tensor]
+    """EMBEDDING_PARTS -> (token, hidden); no 'segment' for models without segment embeddings."""
     max_abs_diff: float
     """Largest |LayerNorm(token + segment + position) - the model's own embedding output|."""
+    _host: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+
+    def _part(self, name: str) -> np.ndarray | None:
+        if name not in self.parts:
+            return None
+        if name not in self._host:
+            self._host[name] = to_host(self.parts[name].float())
+        return self._host[name]
+
+    token = property(lambda self: self._part("token"))
+    segment = property(lambda self: self._part("segment"))
+    position = property(lambda self: self._part("position"))
+    sum = property(lambda self: self._part("sum"))
+    layernorm = property(lambda self: self._part("layernorm"))
+    model_output = property(lambda self: self._part("model_output"))
+
+    @property
+    def nbytes(self) -> int:
+        return sum(_tensor_bytes(t) for t in self.parts.values()) + _copies_bytes(self._host, self.parts)
 
 
-@dataclass
+@dataclass(eq=False)
 class MaskRun:
-    """Everything read from the encoder under one attention mask."""
+    """Everything read from the encoder under one attention mask.
+
+    The big tensors stay where the model computed them (a GPU's memory, or CPU tensors); a view asks for
+    what it draws: `attention(layer, head)` is one (query, key) matrix, `hidden(layer)` one (token,
+    hidden) matrix. `attentions` / `hidden_states` / `rollout` are the whole arrays as numpy, converted
+    the first time they are read (zero-copy on a CPU). Every conversion is counted (`bertlab.transfer`)."""
 
     kind: str
-    allowed: np.ndarray
-    attentions: np.ndarray
-    """(layer, head, query, key); each row sums to 1."""
-    hidden_states: np.ndarray
-    """(layer + 1, token, hidden); index 0 is the embedding output."""
+    attention_tensor: torch.Tensor
+    """(layer, head, query, key) on the model's device; each row sums to 1."""
+    hidden_tensor: torch.Tensor
+    """(layer + 1, token, hidden) on the model's device; index 0 is the embedding output."""
     head_stats: dict[str, np.ndarray]
     mlm: dict[int, list[Prediction]] = field(default_factory=dict)
+    _host: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+    _device: dict[str, torch.Tensor] = field(default_factory=dict, init=False, repr=False)
 
-    @cached_property
+    @property
+    def length(self) -> int:
+        return self.attention_tensor.shape[-1]
+
+    @property
+    def allowed(self) -> np.ndarray:
+        """(query, key): which keys each query may see under this mask (built on the host, never held)."""
+        return masks.allowed(self.kind, self.length).numpy()
+
+    @property
+    def attentions(self) -> np.ndarray:
+        """(layer, head, query, key), all of it: for views that draw every head (bertviz, thumbnails)."""
+        if "attentions" not in self._host:
+            self._host["attentions"] = to_host(self.attention_tensor)
+        return self._host["attentions"]
+
+    @property
+    def hidden_states(self) -> np.ndarray:
+        """(layer + 1, token, hidden), all of it, float32."""
+        if "hidden_states" not in self._host:
+            self._host["hidden_states"] = to_host(self.hidden_tensor.float())
+        return self._host["hidden_states"]
+
+    def attention(self, layer: int, head: int, query: int | None = None) -> np.ndarray:
+        """One head's (query, key) weights, or one query's row of them: only those come to the host."""
+        if "attentions" in self._host:
+            whole = self._host["attentions"][layer, head]
+            return whole if query is None else whole[query]
+        index = (layer, head) if query is None else (layer, head, query)
+        return to_host(self.attention_tensor[index])
+
+    def hidden(self, layer: int, token: int | None = None) -> np.ndarray:
+        """(token, hidden) after `layer` (0: the embedding output), or one token's vector, float32."""
+        if "hidden_states" in self._host:
+            whole = self._host["hidden_states"][layer]
+            return whole if token is None else whole[token]
+        index = layer if token is None else (layer, token)
+        return to_host(self.hidden_tensor[index].float())
+
+    def rollout_tensor(self) -> torch.Tensor:
+        """(layer, query, key) rollout on the device, computed the first time it is asked for."""
+        if "rollout" not in self._device:
+            self._device["rollout"] = rollout(self.attention_tensor).to(self.attention_tensor.dtype)
+        return self._device["rollout"]
+
+    @property
     def rollout(self) -> np.ndarray:
         """(layer, query, key): attention rollout (Abnar & Zuidema, 2020) up to and including each layer,
         computed the first time a view asks."""
-        return rollout(metrics.as_tensor(self.attentions)).numpy().astype(self.attentions.dtype)
+        if "rollout" not in self._host:
+            self._host["rollout"] = to_host(self.rollout_tensor())
+        return self._host["rollout"]
+
+    def rollout_at(self, layer: int) -> np.ndarray:
+        """(query, key): rollout through `layer`; only that matrix comes to the host."""
+        if "rollout" in self._host:
+            return self._host["rollout"][layer]
+        return to_host(self.rollout_tensor()[layer])
 
     def layer_change(self) -> np.ndarray:
-        """(layer, token): 1 − cosine(output of layer l, its input)."""
-        return metrics.layer_change(self.hidden_states)
+        """(layer, token): 1 − cosine(output of layer l, its input), computed where the hidden states are."""
+        return metrics.layer_change(self.hidden_tensor)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: the tensors, the statistics, and host copies that are not views of a tensor."""
+        tensors = {"attentions": self.attention_tensor, "hidden_states": self.hidden_tensor, **self._device}
+        return (
+            sum(_tensor_bytes(t) for t in tensors.values())
+            + sum(a.nbytes for a in self.head_stats.values())
+            + _copies_bytes(self._host, tensors)
+        )
+
+
+def _tensor_bytes(t: torch.Tensor) -> int:
+    return t.element_size() * t.nelement()
+
+
+def _copies_bytes(host: dict[str, np.ndarray], tensors: dict[str, torch.Tensor]) -> int:
+    """Bytes of host arrays that are copies (a GPU's, or a widened dtype's), not zero-copy views of their tensor."""
+    return sum(
+        a.nbytes for name, a in host.items()
+        if not (name in tensors and tensors[name].device.type == "cpu" and a.ctypes.data == tensors[name].data_ptr())
+    )
 
 
 @dataclass
@@ -114,25 +217,20 @@ class Analysis:
 
     @property
     def nbytes(self) -> int:
-        """Memory held by the arrays, for caches bounded in bytes."""
-        arrays = [a for a in vars(self.embeddings).values() if isinstance(a, np.ndarray)]
-        for run in self.runs.values():
-            arrays += [run.allowed, run.attentions, run.hidden_states, *run.head_stats.values()]
-            if "rollout" in vars(run):
-                arrays.append(run.rollout)
-        return sum(a.nbytes for a in arrays)
+        """Memory held by the tensors (on whichever device) and host arrays, for caches bounded in bytes."""
+        return self.embeddings.nbytes + sum(run.nbytes for run in self.runs.values())
 
     def compact(self) -> Analysis:
         """A copy with attention weights in float16, for caches: they are most of the bytes (BERT-base at
         512 tokens: 330 of 360 MB), and float16's ~3 significant digits are more than any view shows.
         Exact zeros (the causal mask) stay exact; hidden states stay float32 for cosines; rollout, computed
-        when asked, follows the attentions' dtype."""
-        half = {kind: replace(run, attentions=run.attentions.astype(np.float16)) for kind, run in self.runs.items()}
+        when asked, follows the attentions' dtype. The tensors stay on their device."""
+        half = {kind: replace(run, attention_tensor=run.attention_tensor.half()) for kind, run in self.runs.items()}
         return replace(self, runs=half)
 
     def divergence(self) -> np.ndarray:
         """(layer + 1, token): 1 − cosine(bidirectional, causal hidden state): where seeing the right side matters."""
-        return 1 - metrics.cosine(self.bidirectional.hidden_states, self.causal.hidden_states)
+        return 1 - metrics.cosine(self.bidirectional.hidden_tensor, self.causal.hidden_tensor)
 
     @property
     def truncated(self) -> bool:
@@ -219,6 +317,8 @@ def analyze_encoding(
         capture=[p for p in parts if p != "embed.segment" or loaded.info.has_segments], internals=True,
     )
 
+    # The big tensors stay on the model's device; only statistics, top-k and the embedding check come to
+    # the host here (see MaskRun). Stacked once so each run holds one tensor (a view of the batch).
     hidden = torch.stack(out.hidden_states, dim=1)  # (mask, layer + 1, token, hidden)
     attn = torch.stack(out.attentions, dim=1)  # (mask, layer, head, query, key)
     embeddings = _embeddings(loaded, cache, hidden[0, 0])
@@ -226,15 +326,16 @@ def analyze_encoding(
 
     mlm_positions = encoding.mask_positions if loaded.mlm_head is not None else []
     predictions = _top_predictions(loaded, hidden[:, -1, mlm_positions], top_k) if mlm_positions else None
+    stats = head_statistics(attn, specials)  # name -> (mask, layer, head), on the device
+    stats = dict(zip(stats, to_host(torch.stack(list(stats.values())))))  # one transfer for all of them
 
     runs = {}
     for i, kind in enumerate(mask_types):
         runs[kind] = MaskRun(
             kind=kind,
-            allowed=masks.allowed(kind, length).numpy(),
-            attentions=_np(attn[i]),
-            hidden_states=_np(hidden[i]),
-            head_stats={k: _np(v) for k, v in head_statistics(attn[i].float(), specials).items()},
+            attention_tensor=attn[i],
+            hidden_tensor=hidden[i],
+            head_stats={k: v[i] for k, v in stats.items()},
             mlm={p: predictions[i][j] for j, p in enumerate(mlm_positions)} if predictions else {},
         )
 
@@ -264,11 +365,7 @@ def _classify(loaded: LoadedModel, out, mask_types: tuple[str, ...]) -> Classifi
     pooled = None if pooled is None else pooled[row : row + 1]
     with torch.inference_mode():
         logits = loaded.classifier_head(out.last_hidden_state[row : row + 1], pooled)[0]
-    return Classification(task=loaded.info.classifier, labels=loaded.info.labels, probs=_np(torch.softmax(logits.float(), -1)))
-
-
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().float().cpu().numpy()
+    return Classification(task=loaded.info.classifier, labels=loaded.info.labels, probs=to_host(torch.softmax(logits.float(), -1)))
 
 
 def _notes(loaded: LoadedModel, encoding: Encoding) -> list[str]:
@@ -296,15 +393,8 @@ def _embeddings(loaded: LoadedModel, cache: hooks.Cache, model_output: torch.Ten
     with torch.inference_mode():
         normed = loaded.embeddings.LayerNorm(total)
     diff = float((normed.float() - model_output.float()).abs().max())
-    return Embeddings(
-        token=_np(token),
-        segment=None if segment is None else _np(segment),
-        position=_np(position),
-        sum=_np(total),
-        layernorm=_np(normed),
-        model_output=_np(model_output),
-        max_abs_diff=diff,
-    )
+    parts = {"token": token, "segment": segment, "position": position, "sum": total, "layernorm": normed, "model_output": model_output}
+    return Embeddings(parts={name: t for name, t in parts.items() if t is not None}, max_abs_diff=diff)
 
 
 def _special_positions(loaded: LoadedModel, encoding: Encoding) -> dict[str, list[int]]:
@@ -323,5 +413,5 @@ def _top_predictions(loaded: LoadedModel, hidden: torch.Tensor, top_k: int) -> l
     to_piece = loaded.tokenizer.convert_ids_to_tokens
     return [
         [[Prediction(to_piece(i), i, v) for i, v in zip(row_ids, row_values)] for row_ids, row_values in zip(m_ids, m_values)]
-        for m_ids, m_values in zip(ids.cpu().tolist(), values.cpu().tolist())
+        for m_ids, m_values in zip(to_host(ids).tolist(), to_host(values).tolist())
     ]

@@ -2,7 +2,7 @@
 
 Timing does not depend on weight values, so a random-init model of a published size (e.g. bert-base)
 costs what the real one costs, and everything here runs offline. Ratios are medians of repeats.
-The engine's figures (P1, P2, P4) are measured here; the app's (P3, P5 in Chromium, P6 under AppTest)
+The engine's figures (P1, P2, P4, and P4's host bytes, counted by `bertlab.transfer`) are measured here; the app's (P3, P5 in Chromium, P6 under AppTest)
 by `labtools.appbench`, which drives the app from outside the engine.
 """
 
@@ -82,8 +82,15 @@ def measure_engine(loaded: LoadedModel, repeats: int) -> dict:
     t_batched = median_seconds(bare(ref, rows), repeats)
     t_each = median_seconds(lambda: mask_each_token(loaded, enc), repeats)
     t_loop = median_seconds(lambda: mask_each_token(loaded, enc, batch_size=1), max(1, repeats // 3))
+
+    enc512 = encode(loaded, text_of(512))
+    t_bare_512 = median_seconds(bare(ref, enc512.input_ids), max(1, repeats // 2))
+    t_full_512 = median_seconds(lambda: analyze_encoding(loaded, enc512), max(1, repeats // 2))
+    experiments = measure_experiments(loaded, ref, repeats)
     return {
+        **experiments,
         "p1_ratio": t_full / t_bare,
+        "p1_512_ratio": t_full_512 / t_bare_512,
         "p2_ratio_vs_batched": t_each / t_batched,
         "p2_speedup_vs_loop": t_loop / t_each,
         "seconds": {
@@ -92,11 +99,50 @@ def measure_engine(loaded: LoadedModel, repeats: int) -> dict:
             "batched_sdpa_32x34": t_batched,
             "mask_each_32": t_each,
             "mask_each_loop_32": t_loop,
+            "bare_sdpa_512": t_bare_512,
+            "full_analysis_512": t_full_512,
+            **experiments.pop("seconds"),
         },
     }
 
 
-def run_bench(size: str = "bert-base", device: str | None = None, repeats: int = 7, browser: bool = True, analyses: int = 200) -> dict:
+def measure_experiments(loaded: LoadedModel, ref: torch.nn.Module, repeats: int) -> dict:
+    """P8: head importance at 32 tokens (every head ablated alone: layers × heads rows plus the unablated one,
+    batched, with the ablation hooks and the MLM head at one position) against one plain batched SDPA pass of
+    layers × heads rows of the same text."""
+    from .experiments import head_importance
+
+    enc = encode(loaded, text_of(32))
+    position = enc.mask_positions[0]
+    rows = loaded.info.layers * loaded.info.heads
+    t_plain = median_seconds(bare(ref, enc.input_ids.repeat(rows, 1)), max(1, repeats // 2))
+    t_importance = median_seconds(lambda: head_importance(loaded, enc, position), max(1, repeats // 2))
+    return {
+        "p8_importance_ratio": t_importance / t_plain,
+        "seconds": {f"plain_sdpa_{rows}x32": t_plain, "head_importance_32": t_importance},
+    }
+
+
+def measure_host_bytes(loaded: LoadedModel, tokens: int = 512) -> dict:
+    """P4's host side, counted where device tensors become numpy (the same count on a CPU and a GPU): the bytes
+    one analysis of `tokens` tokens brings to the host before any view asks, and the bytes the attention page's
+    heatmap view then adds (one head's (query, key) weights; its statistics are already there)."""
+    from . import figures, transfer
+
+    enc = encode(loaded, text_of(tokens))
+    with transfer.counting() as host:
+        result = analyze_encoding(loaded, enc)
+    run, layer, head = result.bidirectional, result.model.layers - 1, 0
+    with transfer.counting() as view:  # what views/attention.py's Heatmap reads
+        figures.attention_heatmap(result.tokens, run.attention(layer, head), title=f"layer {layer}, head {head}")
+        [float(run.head_stats[name][layer, head]) for name in run.head_stats]
+    return {"p4_host_bytes": host.bytes, "p4_view_bytes": view.bytes}
+
+
+def run_bench(
+    size: str = "bert-base", device: str | None = None, repeats: int = 7, browser: bool = True, analyses: int = 200,
+    p4_size: str = "bert-large",
+) -> dict:
     result: dict = {"model_config": size, "notes": []}
     loaded = random_model(size, device)
     result["device"] = str(loaded.device)
@@ -109,6 +155,8 @@ def run_bench(size: str = "bert-base", device: str | None = None, repeats: int =
         result["p4_ms"], result["p4_half_precision"] = measure_gpu(loaded, size)
     else:
         result["notes"].append("p4_ms: no CUDA GPU on this machine; run the bench on a GPU with --device cuda.")
+    # One analysis with the shape P4 names (BERT-large at 512 tokens): the byte counts depend on shapes only.
+    result.update(measure_host_bytes(loaded if p4_size == size else random_model(p4_size, device)), p4_model_config=p4_size)
     del loaded
     for key in ("p3_bytes_128", "p3_bytes_512", "p5_seconds", "p6_rss_mb", "p6_rss_growth_mb"):
         result.setdefault(key, None)
@@ -199,7 +247,10 @@ def half_agreement(reference, half) -> dict:
 
 
 def main(args) -> int:
-    result = run_bench(args.model_config, args.device, args.repeats, browser=not args.no_browser, analyses=args.analyses)
+    result = run_bench(
+        args.model_config, args.device, args.repeats, browser=not args.no_browser, analyses=args.analyses,
+        p4_size=args.p4_model_config,
+    )
     if args.json:
         print(json.dumps(result))
     else:

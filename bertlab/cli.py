@@ -105,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=7)
     bench.add_argument("--analyses", type=int, default=200, help="distinct analyses for the memory figure (0: skip)")
     bench.add_argument("--no-browser", action="store_true", help="skip the Chromium figures (P3, P5)")
+    bench.add_argument("--p4-model-config", default="bert-large", help="the shape p4_host_bytes / p4_view_bytes are counted with")
     bench.add_argument("--json", action="store_true")
 
     sub.add_parser(

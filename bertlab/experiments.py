@@ -16,7 +16,7 @@ import torch
 
 from . import hooks, masks, metrics
 from .analysis import Prediction
-from .errors import InputError
+from .errors import InputError, ResourceError
 from .loading import LoadedModel
 from .tokens import Encoding
 
@@ -113,6 +113,8 @@ def compare(
 ) -> Effect:
     """Row 0: the unmodified run under `base`; row 1: the same text under `after_mask` (default: `base`)
     with `interventions` applied (their `rows` must be (1,)). One forward pass for both."""
+    if any(i.rows != (1,) for i in interventions):
+        raise ValueError("compare() edits row 1 only: row 0 is the unmodified run.")
     length = len(encoding)
     before = masks.allowed(base, length)
     after = before if after_mask is None else after_mask.bool()
@@ -259,7 +261,7 @@ class Attribution:
                 "scores": np.round(self.scores.astype(np.float64), 6).tolist(), "completeness": self.completeness}
 
 
-METHODS = ("grad_x_input", "integrated_gradients")
+METHODS = ("integrated_gradients", "grad_x_input")
 BASELINE = ("every token that is not [CLS], [SEP] or [MASK] replaced by [PAD] (segments and positions kept): "
             "the text with its words removed")
 
@@ -313,19 +315,26 @@ def attribute(
     ids = encoding.input_ids.to(device)
     baseline = torch.where(torch.isin(ids, torch.tensor(sorted(keep), device=device)), ids, torch.full_like(ids, tokenizer.pad_token_id))
     layer = loaded.embeddings.word_embeddings
-    with torch.enable_grad():
-        if method == "grad_x_input":
-            attributions = LayerGradientXActivation(f, layer).attribute(ids)
-            completeness = None
-        else:
-            ig = LayerIntegratedGradients(f, layer)
-            attributions, delta = ig.attribute(ids, baselines=baseline, n_steps=steps, internal_batch_size=steps,
-                                               return_convergence_delta=True)
-            with torch.inference_mode():
-                expected = float(f(ids)[0] - f(baseline)[0])
-            total = float(attributions.sum())
-            completeness = {"sum": total, "expected": expected,
-                            "relative_error": abs(total - expected) / max(abs(expected), 1e-9), "delta": float(delta.abs().max())}
+    # the interpolation steps run as batches, as many rows a pass as ROW_BUDGET allows (a backward pass keeps
+    # each layer's attention), so 512 tokens stay within memory
+    rows = max(1, min(steps, ROW_BUDGET // (3 * loaded.info.heads * length * length)))
+    try:
+        # Captum's hook on the shared embedding layer would rewrite any other thread's run: hold the model's lock
+        with loaded.lock, torch.enable_grad():
+            if method == "grad_x_input":
+                attributions = LayerGradientXActivation(f, layer).attribute(ids)
+                completeness = None
+            else:
+                ig = LayerIntegratedGradients(f, layer)
+                attributions, delta = ig.attribute(ids, baselines=baseline, n_steps=steps, internal_batch_size=rows,
+                                                   return_convergence_delta=True)
+                with torch.inference_mode():
+                    expected = float(f(ids)[0] - f(baseline)[0])
+                total = float(attributions.sum())
+                completeness = {"sum": total, "expected": expected,
+                                "relative_error": abs(total - expected) / max(abs(expected), 1e-9), "delta": float(delta.abs().max())}
+    except torch.OutOfMemoryError as err:
+        raise ResourceError(f"Attribution of {length} tokens ran out of memory on the {device.type.upper()}: try fewer steps or a shorter text.") from err
     scores = attributions.sum(-1)[0].detach().float().cpu().numpy()
     return Attribution(tokens=[t.text for t in encoding.tokens], target=target, method=method, scores=scores,
                        baseline="" if method == "grad_x_input" else BASELINE, completeness=completeness)

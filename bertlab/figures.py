@@ -152,7 +152,7 @@ def embedding_norms(tokens: Sequence[Token], e: Embeddings) -> go.Figure:
 
 
 def rollout_heatmap(tokens: Sequence[Token], run: MaskRun, layer: int) -> go.Figure:
-    return attention_heatmap(tokens, run.rollout[layer], title=f"attention rollout through layer {layer} ({run.kind})", zmax=None)
+    return attention_heatmap(tokens, run.rollout_at(layer), title=f"attention rollout through layer {layer} ({run.kind})", zmax=None)
 
 
 STEP_TITLES = {
@@ -288,6 +288,42 @@ def neuron_bars(tokens: Sequence[Token], activation: np.ndarray, layer: int, neu
     _token_axis(fig, tokens, "x")
     fig.update_layout(title=f"layer {layer}, neuron {neuron}: which tokens activate it", yaxis_title="activation (after GELU)",
                       height=340, margin=dict(l=10, r=10, t=50, b=10))
+    return fig
+
+
+def head_grid(layers: int, heads: int, selected: Sequence[tuple[int, int]], values: np.ndarray | None = None,
+              title: str = "heads") -> go.Figure:
+    """A layer × head grid: the selected heads marked ✕, optionally coloured by a value per head (importance)."""
+    z = np.zeros((layers, heads), dtype=np.float32) if values is None else np.asarray(values, dtype=np.float32)
+    marks = [["✕" if (l, h) in set(map(tuple, selected)) else "" for h in range(heads)] for l in range(layers)]
+    bound = float(np.abs(z).max()) or 1.0
+    fig = go.Figure(go.Heatmap(
+        z=z, x=list(range(heads)), y=list(range(layers)), text=marks, texttemplate="%{text}",
+        colorscale="RdBu_r" if values is not None else [[0, "#f3f4f6"], [1, "#f3f4f6"]], zmid=0 if values is not None else None,
+        zmin=-bound if values is not None else None, zmax=bound if values is not None else None, showscale=values is not None,
+        xgap=2, ygap=2, hovertemplate="layer %{y}, head %{x}" + (": %{z:.3f}" if values is not None else "") + "<extra></extra>",
+    ))
+    fig.update_layout(title=title, height=140 + 26 * layers, margin=dict(l=10, r=10, t=50, b=10),
+                      xaxis=dict(title="head", dtick=1), yaxis=dict(title="layer", dtick=1, autorange="reversed"))
+    return fig
+
+
+def change_heatmap(tokens: Sequence[Token], cosine: np.ndarray, title: str) -> go.Figure:
+    """1 − cosine(before, after) per layer (0 = embeddings) and token: where an experiment changed the stream."""
+    return _layer_token_heatmap(tokens, 1 - np.asarray(cosine, dtype=np.float32), 0, "Reds", title, "layer (0 = embeddings)")
+
+
+def attribution_chart(tokens: Sequence[Token], rows: dict[str, np.ndarray], title: str) -> go.Figure:
+    """Strips of bars over the input tokens, one per explanation (attribution, attention row, rollout row), so
+    a learner sees where they agree and where they do not. Each strip is scaled to its own largest |value|."""
+    fig = make_subplots(rows=len(rows), cols=1, shared_xaxes=True, vertical_spacing=0.08, subplot_titles=list(rows))
+    colours = ("#7c3aed", "#2563eb", "#0891b2", "#ea580c")
+    for row, (name, values) in enumerate(rows.items(), start=1):
+        values = np.asarray(values, dtype=np.float32)
+        fig.add_bar(x=list(range(len(tokens))), y=values, marker_color=colours[(row - 1) % len(colours)], showlegend=False,
+                    hovertemplate="token %{x}: %{y:.4f}<extra>" + html.escape(name) + "</extra>", row=row, col=1)
+    _token_axis(fig, tokens, "x", row=len(rows), col=1)
+    fig.update_layout(title=title, height=140 + 150 * len(rows), margin=dict(l=10, r=10, t=60, b=10))
     return fig
 
 

@@ -314,7 +314,7 @@ def run(
     if loaded.info.has_segments and token_type_ids is not None:
         kwargs["token_type_ids"] = token_type_ids.to(device)
     try:
-        with model_slot(), (contextlib.nullcontext() if grad else torch.inference_mode()):
+        with model_slot(), loaded.lock, (contextlib.nullcontext() if grad else torch.inference_mode()):
             with hooked(loaded, capture, interventions) as cache:
                 out = loaded.encoder(**kwargs, output_attentions=internals, output_hidden_states=internals, return_dict=True)
         return out, cache

@@ -126,11 +126,11 @@ def head_steps(loaded: LoadedModel, analysis: Analysis, layer: int, head: int, q
     (held by the analysis) through that layer's own query, key and value projections."""
     length = len(analysis.tokens)
     _check(loaded, layer, head, query, length, mask)
-    x = torch.from_numpy(analysis.runs[mask].hidden_states[layer]).to(loaded.device, loaded.dtype)
+    x = analysis.runs[mask].hidden_tensor[layer].to(loaded.device, loaded.dtype)  # where it is: no host round trip
     d_head = loaded.info.hidden_size // loaded.info.heads
     part = slice(head * d_head, (head + 1) * d_head)
-    with torch.inference_mode():
-        q, k, v = (proj(x)[:, part].float() for proj in _projections(loaded, layer))
+    with loaded.lock, torch.inference_mode():  # no other run's hooks may fire on these projections
+        q, k, v = [proj(x)[:, part].float() for proj in _projections(loaded, layer)]
     scores = k @ q[query]
     scaled = scores / math.sqrt(d_head)
     blocked = ~torch.from_numpy(masks.allowed(mask, length).numpy()[query]).to(scores.device)
@@ -147,33 +147,28 @@ def head_steps(loaded: LoadedModel, analysis: Analysis, layer: int, head: int, q
 @dataclass
 class LayerSteps:
     """Every layer, sublayer by sublayer, for every token under one mask (BERT is post-norm:
-    h = LayerNorm(A + x), out = LayerNorm(F + h))."""
+    h = LayerNorm(A + x), out = LayerNorm(F + h)). Views read norms, shares and neurons; the vectors
+    themselves are kept only when asked for (at 512 tokens of BERT-base they are ~94 MB)."""
 
     mask: str
     tokens: list[str]
-    x: np.ndarray
-    """(layer, token, hidden) each layer's input."""
-    attention: np.ndarray
-    """(layer, token, hidden) A: the attention sublayer's output, before the residual."""
-    after_attention: np.ndarray
-    """(layer, token, hidden) h = LayerNorm(A + x)."""
-    ffn: np.ndarray
-    """(layer, token, hidden) F: the feed-forward output, before the residual."""
-    output: np.ndarray
-    """(layer, token, hidden) LayerNorm(F + h): the layer's output, the next layer's input."""
+    layer_norms: dict[str, np.ndarray]
+    """(layer, token) vector lengths of x ('input'), A ('attention'), h ('after_attention'), F ('ffn') and the output."""
     activations: np.ndarray
     """(layer, token, ffn) the feed-forward activations after GELU (float16)."""
+    recomposition_error: float
+    """Largest |LayerNorm(F + h) − the layer's output| over every layer, the LayerNorm being the model's own module."""
+    vectors: dict[str, np.ndarray] | None = None
+    """(layer, token, hidden) x, A, h, F and the output, with the same names as `layer_norms`, when asked for."""
 
     def norms(self) -> dict[str, np.ndarray]:
         """(layer, token) vector lengths of x, A, h, F and the output."""
-        parts = {"input": self.x, "attention": self.attention, "after_attention": self.after_attention,
-                 "ffn": self.ffn, "output": self.output}
-        return {name: np.linalg.norm(a, axis=-1) for name, a in parts.items()}
+        return self.layer_norms
 
     def shares(self) -> dict[str, np.ndarray]:
         """(layer, token) how much each sublayer adds to the stream it joins: ‖A‖ / (‖A‖ + ‖x‖) and
         ‖F‖ / (‖F‖ + ‖h‖); 0.5 means the update is as large as the residual it is added to."""
-        n = self.norms()
+        n = self.layer_norms
         return {
             "attention": n["attention"] / (n["attention"] + n["input"]),
             "ffn": n["ffn"] / (n["ffn"] + n["after_attention"]),
@@ -193,7 +188,8 @@ class LayerSteps:
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.x, self.attention, self.after_attention, self.ffn, self.output, self.activations))
+        arrays = [*self.layer_norms.values(), self.activations, *(self.vectors or {}).values()]
+        return sum(a.nbytes for a in arrays)
 
     def to_dict(self) -> dict:
         """The JSON contract of `python -m bertlab layers --json`."""
@@ -201,7 +197,7 @@ class LayerSteps:
         keys = {"input_norm": "input", "attention_norm": "attention", "after_attention_norm": "after_attention",
                 "ffn_norm": "ffn", "output_norm": "output"}
         layers = []
-        for layer in range(self.x.shape[0]):
+        for layer in range(self.activations.shape[0]):
             ids, values = self.top_neurons(layer)
             layers.append({
                 "layer": layer,
@@ -217,18 +213,35 @@ class LayerSteps:
 LAYER_POINTS = ("in", "attn.out", "attn.norm", "ffn.act", "ffn.out", "out")
 
 
-def layer_steps(loaded: LoadedModel, encoding: Encoding, mask: str = "bidirectional") -> LayerSteps:
-    """One hooked run of one row under `mask`, keeping each sublayer's output at every layer."""
+def _norm_modules(loaded: LoadedModel, layer: int) -> tuple[torch.nn.Module, torch.nn.Module]:
+    block = hooks.layers_of(loaded)[layer]
+    if loaded.info.family == "bert":
+        return block.attention.output.LayerNorm, block.output.LayerNorm
+    return block.sa_layer_norm, block.output_layer_norm
+
+
+def layer_steps(loaded: LoadedModel, encoding: Encoding, mask: str = "bidirectional", vectors: bool = False) -> LayerSteps:
+    """One hooked run of one row under `mask`, keeping each sublayer's output at every layer (as norms;
+    the vectors too with `vectors=True`)."""
     _check(loaded, 0, 0, None, len(encoding), mask)
     attention_mask = masks.stacked((mask,), len(encoding), loaded.dtype)
     names = [f"layer.{layer}.{p}" for layer in range(loaded.info.layers) for p in LAYER_POINTS]
     _, cache = hooks.run(loaded, encoding.input_ids, encoding.token_type_ids, attention_mask, capture=names)
 
-    def stack(point: str, dtype=np.float32) -> np.ndarray:
-        return torch.stack([cache[f"layer.{layer}.{point}"][0] for layer in range(loaded.info.layers)]).float().cpu().numpy().astype(dtype)
+    def stack(point: str) -> torch.Tensor:
+        return torch.stack([cache[f"layer.{layer}.{point}"][0] for layer in range(loaded.info.layers)]).float()
 
+    parts = {"input": stack("in"), "attention": stack("attn.out"), "after_attention": stack("attn.norm"),
+             "ffn": stack("ffn.out"), "output": stack("out")}
+    with torch.inference_mode():
+        error = max(
+            float((_norm_modules(loaded, layer)[1](cache[f"layer.{layer}.ffn.out"][0] + cache[f"layer.{layer}.attn.norm"][0]).float()
+                   - parts["output"][layer]).abs().max())
+            for layer in range(loaded.info.layers)
+        )
     return LayerSteps(
-        mask=mask, tokens=[t.text for t in encoding.tokens], x=stack("in"), attention=stack("attn.out"),
-        after_attention=stack("attn.norm"), ffn=stack("ffn.out"), output=stack("out"),
-        activations=stack("ffn.act", np.float16),
+        mask=mask, tokens=[t.text for t in encoding.tokens],
+        layer_norms={name: t.norm(dim=-1).cpu().numpy() for name, t in parts.items()},
+        activations=stack("ffn.act").cpu().numpy().astype(np.float16), recomposition_error=error,
+        vectors={name: t.cpu().numpy() for name, t in parts.items()} if vectors else None,
     )

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
@@ -158,6 +159,17 @@ class LoadedModel:
     model: torch.nn.Module | None = field(default=None, repr=False)
     classifier_head: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None = None
     """A fine-tune's classifier: (last hidden states (batch, token, hidden), pooler output or None) -> logits."""
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+    """Held by every run on these weights: hooks (ours and Captum's) are installed on the modules every
+    session shares, so a second thread's run in the meantime would pass through them. (`replace()` keeps
+    it: an offline stand-in shares the packaged model's weights and its lock.)"""
+
+    def __deepcopy__(self, memo: dict) -> "LoadedModel":
+        """A copy with its own weights gets its own lock (a lock cannot be copied)."""
+        import copy
+
+        fields = {k: copy.deepcopy(v, memo) for k, v in vars(self).items() if k != "lock"}
+        return LoadedModel(**fields)
 
     @property
     def device(self) -> torch.device:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .transfer import to_host
+
 HEAD_STATS = ("entropy", "cls", "sep", "self", "distance")
 """Per-head statistics: attention entropy (nats), attention mass on [CLS], on [SEP], on the token
 itself, and the mean signed distance (key position - query position) of what a token attends to."""
@@ -21,23 +23,28 @@ def as_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 def head_statistics(attn: torch.Tensor, specials: dict[str, list[int]]) -> dict[str, torch.Tensor]:
-    """Per (layer, head) averages over query tokens of `attn` shaped (layer, head, query, key)."""
+    """Per head averages over query tokens of `attn` shaped (..., layer, head, query, key), in float32,
+    computed where `attn` is. Sums accumulate in float32 without a float32 copy of the whole tensor."""
     length = attn.shape[-1]
-    positions = torch.arange(length, dtype=attn.dtype, device=attn.device)
-    offset = positions.view(1, -1) - positions.view(-1, 1)  # key - query
+    f32 = torch.float32
+    positions = torch.arange(length, dtype=f32, device=attn.device)
+    # mean signed distance: sum_k a[q, k]·(k − q) = (a @ positions)[q] − q·sum_k a[q, k], a matrix-vector
+    # product instead of a (query, key) temporary the size of the attentions. In float32: a half-precision
+    # product of positions up to 511 would round to ±0.25 before the subtraction.
+    distance = attn.to(f32) @ positions - positions * attn.sum(-1, dtype=f32)
     return {
-        "entropy": -torch.special.xlogy(attn, attn).sum(-1).mean(-1),
-        "cls": attn[..., specials["cls"]].sum(-1).mean(-1),
-        "sep": attn[..., specials["sep"]].sum(-1).mean(-1),
-        "self": attn.diagonal(dim1=-2, dim2=-1).mean(-1),
-        "distance": (attn * offset).sum(-1).mean(-1),
+        "entropy": torch.special.entr(attn).sum(-1, dtype=f32).mean(-1),  # −a·ln a, 0 where a = 0
+        "cls": attn[..., specials["cls"]].sum(-1, dtype=f32).mean(-1),
+        "sep": attn[..., specials["sep"]].sum(-1, dtype=f32).mean(-1),
+        "self": attn.diagonal(dim1=-2, dim2=-1).mean(-1, dtype=f32),
+        "distance": distance.mean(-1),
     }
 
 
 def rollout(attn: torch.Tensor) -> torch.Tensor:
     """Attention rollout (Abnar & Zuidema, 2020) of (layer, head, query, key) weights: heads averaged, the
     residual added as identity (0.5·A + 0.5·I), rows renormalized, layers chained: out[l] = Â_l ··· Â_0."""
-    mixed = attn.mean(1)  # (layer, query, key)
+    mixed = attn.mean(1, dtype=torch.float32)  # (layer, query, key), without a float32 copy of every head
     eye = torch.eye(mixed.shape[-1], dtype=mixed.dtype, device=mixed.device)
     mixed = 0.5 * mixed + 0.5 * eye
     mixed = mixed / mixed.sum(-1, keepdim=True)
@@ -50,9 +57,9 @@ def rollout(attn: torch.Tensor) -> torch.Tensor:
 
 
 def cosine(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Cosine between matching vectors of a and b (last axis), as float32 numpy."""
+    """Cosine between matching vectors of a and b (last axis), computed where they are, as float32 numpy."""
     a, b = as_tensor(a), as_tensor(b)
-    return torch.nn.functional.cosine_similarity(a, b, dim=-1, eps=1e-12).clamp(-1, 1).cpu().numpy()
+    return to_host(torch.nn.functional.cosine_similarity(a, b, dim=-1, eps=1e-12).clamp(-1, 1))
 
 
 def cosine_matrix(v: torch.Tensor) -> torch.Tensor:

@@ -93,7 +93,7 @@ def logit_lens(loaded: LoadedModel, analysis: Analysis, position: int, kind: str
     loaded.require("mlm")
     if not 0 <= position < len(analysis.tokens):
         raise InputError(f"Position {position} is outside the sentence (0..{len(analysis.tokens) - 1}).")
-    hidden = torch.from_numpy(analysis.runs[kind].hidden_states[:, position]).to(loaded.device, loaded.dtype)
+    hidden = analysis.runs[kind].hidden_tensor[:, position].to(loaded.device, loaded.dtype)
     return _top_predictions(loaded, hidden[None], top_k)[0]
 
 
@@ -116,7 +116,7 @@ def rank_guess(loaded: LoadedModel, analysis: Analysis, position: int, guess: st
     if not pieces:
         raise InputError("Type a word as your guess.")
     token_id = loaded.tokenizer.convert_tokens_to_ids(pieces[0])
-    hidden = torch.from_numpy(analysis.runs[kind].hidden_states[-1, position]).to(loaded.device, loaded.dtype)
+    hidden = analysis.runs[kind].hidden_tensor[-1, position].to(loaded.device, loaded.dtype)
     with torch.inference_mode():
         probs = torch.softmax(loaded.mlm_head(hidden[None]).float()[0], -1)
     prob = float(probs[token_id])

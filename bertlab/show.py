@@ -118,7 +118,7 @@ def attention(a: Analysis, layer: int = 0, head: int = 0, mask: str = "bidirecti
     """One head's attention as a heatmap (the Attention page), queries down, keys across."""
     _check(a, layer, head, mask)
     run = a.runs[mask]
-    return Chart(figures.attention_heatmap(a.tokens, run.attentions[layer, head], title=f"layer {layer}, head {head} ({mask})"))
+    return Chart(figures.attention_heatmap(a.tokens, run.attention(layer, head), title=f"layer {layer}, head {head} ({mask})"))
 
 
 def head_view(a: Analysis, layer: int = 0, mask: str = "bidirectional") -> Frame:
@@ -156,7 +156,7 @@ def masks(a: Analysis, layer: int = 0, head: int = 0) -> Views:
         Chart(side_by_side([figures.mask_matrix(a.tokens, r.allowed, r.kind) for r in runs], [f"{k} mask" for k in kinds])),
         Chart(
             side_by_side(
-                [figures.attention_heatmap(a.tokens, r.attentions[layer, head]) for r in runs],
+                [figures.attention_heatmap(a.tokens, r.attention(layer, head)) for r in runs],
                 [f"layer {layer}, head {head} ({k})" for k in kinds],
             )
         ),

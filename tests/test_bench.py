@@ -13,7 +13,7 @@ from bertlab.bench import text_of
 from bertlab.cli import main
 
 KEYS = {"p1_ratio", "p2_ratio_vs_batched", "p2_speedup_vs_loop", "p3_bytes_128", "p3_bytes_512", "p5_seconds",
-        "p6_rss_mb", "p6_rss_growth_mb", "p4_ms", "notes"}
+        "p6_rss_mb", "p6_rss_growth_mb", "p4_ms", "p8_importance_ratio", "notes", "p1_512_ratio", "p4_host_bytes", "p4_view_bytes"}
 
 
 def positive(value: object) -> bool:
@@ -21,7 +21,8 @@ def positive(value: object) -> bool:
 
 
 def test_bench_engine_figures_are_sane_and_the_rest_says_why_not(capsys):
-    code = main(["bench", "--model-config", "bert-tiny", "--repeats", "1", "--analyses", "0", "--no-browser", "--json", "--device", "cpu"])
+    code = main(["bench", "--model-config", "bert-tiny", "--repeats", "1", "--analyses", "0", "--no-browser", "--json", "--device", "cpu",
+                 "--p4-model-config", "bert-tiny"])
     assert code == 0
     data = json.loads(capsys.readouterr().out)
     assert KEYS <= set(data)
@@ -31,6 +32,11 @@ def test_bench_engine_figures_are_sane_and_the_rest_says_why_not(capsys):
     assert data["p1_ratio"] == pytest.approx(seconds["full_analysis_64"] / seconds["bare_sdpa_64"])
     assert data["p2_ratio_vs_batched"] == pytest.approx(seconds["mask_each_32"] / seconds["batched_sdpa_32x34"])
     assert data["p2_speedup_vs_loop"] == pytest.approx(seconds["mask_each_loop_32"] / seconds["mask_each_32"])
+    assert data["p1_512_ratio"] == pytest.approx(seconds["full_analysis_512"] / seconds["bare_sdpa_512"])
+    assert data["p4_model_config"] == "bert-tiny"
+    assert data["p4_view_bytes"] == 512 * 512 * 4, "the heatmap view brings one head's float32 weights"
+    assert 0 < data["p4_host_bytes"] < 2 * 512 * 512 * 4, "an analysis brings no attention matrix to the host"
+    assert data["p8_importance_ratio"] == pytest.approx(seconds["head_importance_32"] / seconds["plain_sdpa_4x32"])  # bert-tiny: 2 x 2 heads
     # not asked for (--no-browser, --analyses 0) or not possible here (no GPU): None, never a made-up number
     for key in ("p3_bytes_128", "p3_bytes_512", "p5_seconds", "p6_rss_mb", "p6_rss_growth_mb", "p4_ms"):
         assert data[key] is None, key

@@ -168,6 +168,33 @@ def test_next_sentence(server, page, shot):
     shot(page, "7-next-sentence")
 
 
+def test_inside_a_head(server, page, shot):
+    text = "The bank was robbed yesterday."
+    open_page(page, f"{server}/head" + q(model="minilm", text=text, layer="3", head="5", query="robbed", mask="causal"))
+    plots(page, 4)
+    assert visible(page, "key(s) are blocked by the causal mask")
+    assert page.locator("[aria-label='Query token (tap one)'] [aria-checked=true]").inner_text().strip() == "robbed", "the URL picks the query token"
+    shot(page, "11-inside-a-head")
+
+
+def test_layers_and_residual_stream(server, page, shot):
+    open_page(page, f"{server}/layers" + q(model="minilm", text="The bank was robbed yesterday.", token="bank"))
+    plots(page, 3)
+    assert visible(page, "Checked against the model")
+    shot(page, "12-layers")
+
+
+def test_experiments_replay_from_a_link(server, page, shot):
+    text = "the man went to the [MASK] to buy milk ."
+    open_page(page, f"{server}/experiments" + q(model="random:bert-mini", text=text, experiment="Ablate heads") + "&heads=1.2&heads=0.1")
+    plots(page, 4)
+    assert visible(page, "how far removing 2 head(s) moved each token")
+    shot(page, "13-experiments")
+    open_page(page, f"{server}/experiments" + q(model="random:bert-mini", text=text, experiment="Attribution"))
+    plots(page, 1)
+    assert visible(page, "Completeness")
+
+
 def test_link_reproduces_the_view(server, page):
     url = f"{server}/attention" + q(model="minilm", text="A shared link.", layer="3", head="5", mask="causal")
     open_page(page, url)

@@ -106,6 +106,17 @@ def test_integrated_gradients_are_complete(tiny_bert):
     check = result.completeness
     assert check["relative_error"] <= 0.05, check
     assert abs(check["sum"] - result.scores.sum()) < 1e-4
+    # f(input) − f(baseline) from the full pretraining model itself, not from the function under test
+    tok = tiny_bert.tokenizer
+    target = tok.convert_tokens_to_ids(result.target)
+    ids = encoding.input_ids
+    baseline = ids.clone()
+    keep = torch.isin(ids, torch.tensor([tok.cls_token_id, tok.sep_token_id, tok.mask_token_id]))
+    baseline[~keep] = tok.pad_token_id
+    with torch.inference_mode():
+        logp = [torch.log_softmax(tiny_bert.model(input_ids=x, token_type_ids=encoding.token_type_ids).prediction_logits[0, 5], -1)[target]
+                for x in (ids, baseline)]
+    assert abs(check["expected"] - float(logp[0] - logp[1])) < 1e-4
     assert result.scores.shape == (len(encoding),) and result.target == bertlab.analyze(tiny_bert, TEXT).predictions(5)["bidirectional"][0].token
 
 
@@ -163,3 +174,27 @@ def test_experiment_command_line_contracts(tiny_bert_dir, capsys):
     assert code == 2 and "does not exist" in err
     code, _, err = run(capsys, "ablate", TEXT, "--heads", "one", *model)
     assert code == 2 and "L.H" in err
+
+
+@pytest.mark.parametrize("experiment, extra", [
+    ("Ablate heads", {"heads": ["0.1", "1.2"]}), ("Knock out attention", {"ko_keys": [2, 3]}), ("Custom mask", {"preset_mask": "window"}),
+    ("Head importance", {}), ("Attribution", {}),
+])
+def test_experiments_page(tiny_bert_dir, experiment, extra):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=120)
+    for key, value in dict(model=str(tiny_bert_dir), device="cpu", text=TEXT, pair="", experiment=experiment, **extra).items():
+        at.session_state[key] = value
+    at.run()
+    at.switch_page("views/experiments.py")
+    at.run()
+    assert not at.exception and not at.error, [*at.exception, *at.error]
+    specs = " ".join(c.proto.spec for c in at.get("plotly_chart"))
+    expected = {"Ablate heads": "how far removing 2 head", "Knock out attention": "blocking 2 edge", "Custom mask": "the window mask",
+                "Head importance": "drop in log P", "Attribution": "rests on"}[experiment]
+    assert expected in specs
+    if experiment == "Attribution":
+        assert any("Completeness" in c.value for c in at.caption)

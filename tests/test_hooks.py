@@ -146,3 +146,51 @@ def test_restricting_attention_gives_exact_zeros_and_rows_that_sum_to_one(model)
     torch.testing.assert_close(layer1.sum(-1), torch.ones_like(layer1.sum(-1)))
     assert (out.attentions[0][0, :, :, 3] > 0).all(), "layer 0 was not asked"
     assert (layer1[1].triu(1) == 0).all(), "row 1 keeps its own causal mask"
+
+
+def test_a_run_on_another_thread_never_passes_through_this_runs_hooks(tiny_bert):
+    """Sessions share one model: while one run's intervention is installed, a plain run on another thread
+    must wait, not go through it (it did, before runs held the model's lock)."""
+    import threading
+
+    args = batch(tiny_bert)
+    reference, _ = hooks.run(tiny_bert, *args, internals=True)
+    inside, release, results = threading.Event(), threading.Event(), {}
+
+    def slow_zero(x):
+        inside.set()
+        release.wait(timeout=10)
+        return torch.zeros_like(x)
+
+    def edited():
+        hooks.run(tiny_bert, *args, interventions=[hooks.Intervention("layer.0.attn.out", slow_zero)])
+
+    def plain():
+        results["plain"] = hooks.run(tiny_bert, *args)[0].last_hidden_state
+
+    a = threading.Thread(target=edited)
+    a.start()
+    assert inside.wait(timeout=10)
+    b = threading.Thread(target=plain)
+    b.start()
+    b.join(timeout=0.5)
+    release.set()
+    a.join(timeout=10)
+    b.join(timeout=10)
+    torch.testing.assert_close(results["plain"], reference.last_hidden_state, rtol=0, atol=0)
+
+
+def test_q_and_k_points_make_the_pattern_and_act_feeds_the_ffn_output(model):
+    """q and k are what the softmax reads (not swapped), and ffn.act is the activation after GELU that the
+    feed-forward output projection reads."""
+    out, cache = hooks.run(model, *batch(model), capture=hooks.point_names(model), internals=True)
+    d_head = model.info.hidden_size // model.info.heads
+    for layer in range(model.info.layers):
+        p = f"layer.{layer}."
+        scores = cache[p + "attn.q"] @ cache[p + "attn.k"].transpose(-1, -2) / d_head**0.5 + cache[p + "attn.mask"]
+        torch.testing.assert_close(torch.softmax(scores, -1), cache[p + "attn.pattern"], rtol=0, atol=1e-6)
+        block = hooks.layers_of(model)[layer]
+        dense = block.output.dense if model.info.family == "bert" else block.ffn.lin2
+        with torch.inference_mode():
+            torch.testing.assert_close(dense(cache[p + "ffn.act"]), cache[p + "ffn.out"], rtol=0, atol=1e-6)
+        assert (cache[p + "ffn.act"] >= -0.2).all(), "after GELU nothing is below about -0.17"

@@ -66,21 +66,21 @@ def test_head_output_equals_the_models_context_for_that_head(model):
 @pytest.mark.parametrize("mask", masks.MASK_TYPES)
 def test_sublayers_reproduce_the_next_hidden_state(model, mask):
     result = bertlab.analyze(model, TEXT)
-    steps = inside.layer_steps(model, result.encoding, mask)
+    steps = inside.layer_steps(model, result.encoding, mask, vectors=True)
     hidden = result.runs[mask].hidden_states
-    blocks = hooks.layers_of(model)
+    v = steps.vectors
     for layer in range(model.info.layers):
-        block = blocks[layer]
-        norm1, norm2 = (
-            (block.attention.output.LayerNorm, block.output.LayerNorm) if model.info.family == "bert"
-            else (block.sa_layer_norm, block.output_layer_norm)
-        )
-        np.testing.assert_allclose(steps.x[layer], hidden[layer], rtol=0, atol=1e-5)
+        norm1, norm2 = inside._norm_modules(model, layer)
+        np.testing.assert_allclose(v["input"][layer], hidden[layer], rtol=0, atol=1e-5)
         with torch.inference_mode():
-            h = norm1(torch.from_numpy(steps.attention[layer] + steps.x[layer])).numpy()
-            out = norm2(torch.from_numpy(steps.ffn[layer] + steps.after_attention[layer])).numpy()
-        np.testing.assert_allclose(h, steps.after_attention[layer], rtol=0, atol=1e-5)
+            h = norm1(torch.from_numpy(v["attention"][layer] + v["input"][layer])).numpy()
+            out = norm2(torch.from_numpy(v["ffn"][layer] + v["after_attention"][layer])).numpy()
+        np.testing.assert_allclose(h, v["after_attention"][layer], rtol=0, atol=1e-5)
         np.testing.assert_allclose(out, hidden[layer + 1], rtol=0, atol=1e-5)
+        for name, vectors in v.items():
+            np.testing.assert_allclose(steps.norms()[name][layer], np.linalg.norm(vectors[layer], axis=-1), rtol=1e-5)
+    assert steps.recomposition_error < 1e-5
+    assert inside.layer_steps(model, result.encoding, mask).vectors is None, "views get norms, not vectors"
     shares = steps.shares()
     assert all(((s > 0) & (s < 1)).all() for s in shares.values())
 

@@ -45,7 +45,7 @@ def bertviz(build) -> None:
 if view == "Heatmap":
     layer, head = lab_ui.layer_head(result)
     lab_ui.chart(
-        figures.attention_heatmap(tokens, run.attentions[layer, head], title=f"layer {layer}, head {head} ({kind})"),
+        figures.attention_heatmap(tokens, run.attention(layer, head), title=f"layer {layer}, head {head} ({kind})"),
         key="heatmap",
     )
     cols = st.columns(len(HEAD_STATS))

@@ -32,7 +32,7 @@ lab_ui.chart(figures.head_steps_chart(tokens, steps), key="head_steps")
 blocked = int(steps.blocked.sum())
 st.caption(
     f"The weights computed here equal the model's own attention weights for this row "
-    f"(largest difference {abs(steps.weights - result.runs[kind].attentions[layer, head, query]).max():.1e}; the page keeps those in float16). "
+    f"(largest difference {abs(steps.weights - result.runs[kind].attention(layer, head, query)).max():.1e}; the page keeps those in float16). "
     + (f"{blocked} key(s) are blocked by the {kind} mask: weight exactly 0." if blocked else "No key is blocked.")
 )
 st.subheader("3 · The value mixture")

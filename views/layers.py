@@ -21,8 +21,8 @@ kind = st.segmented_control("Mask", list(masks.MASK_TYPES), key="mask", default=
 steps = lab_ui.compute(loaded, "layers", (lab_ui.encoding_key(result.encoding), kind),
                        lambda: inside.layer_steps(loaded, result.encoding, kind), spinner="Running BERT with hooks on every sublayer…")
 st.caption(
-    "Checked against the model: LayerNorm(F + h) of the last layer equals the model's own output "
-    f"(largest difference {float(np.abs(steps.output[-1] - result.runs[kind].hidden_states[-1]).max()):.1e})."
+    "Checked against the model: LayerNorm(F + h), computed with each layer's own LayerNorm module, equals the "
+    f"layer's output (largest difference over all layers {steps.recomposition_error:.1e})."
 )
 lab_ui.chart(figures.sublayer_shares(tokens, steps.shares()), key="layer_shares")
 token = lab_ui.token_picker("Token (tap one)", tokens, key="token")
@@ -37,7 +37,12 @@ st.dataframe(
     hide_index=True, width="stretch", height=min(400, 40 + 35 * len(tokens)),
 )
 top = int(ids[token, 0])
-neuron = st.number_input("Neuron", 0, steps.activations.shape[-1] - 1, value=top, key="neuron",
-                         help=f"Start: the neuron that fires most for “{tokens[token].text}” in this layer.")
+if st.session_state.get("_neuron_for") != (layer, token):  # a new token or layer starts at its top neuron
+    from_link = "_neuron_for" not in st.session_state and "neuron" in st.query_params
+    st.session_state["_neuron_for"] = (layer, token)
+    if not from_link:
+        st.session_state["neuron"] = top
+neuron = st.number_input("Neuron", 0, steps.activations.shape[-1] - 1, key="neuron", bind="query-params",
+                         help=f"Starts at the neuron that fires most for “{tokens[token].text}” in this layer ({top}).")
 lab_ui.chart(figures.neuron_bars(tokens, lab_ui.guarded(lambda: steps.neuron(layer, int(neuron))), layer, int(neuron)), key="neuron_bars")
 lab_ui.notes(result)

@@ -145,8 +145,8 @@ elif step == "Word sense":
         "(33 ambiguous words, two senses each), is the nearest other sentence with the same word of the same "
         "sense? That **sense probe** shows the layer where BERT separates senses, and what the causal mask costs."
     )
-    built = lab_ui.corpus_index(loaded, corpora.shipped_corpus())
-    lab_ui.chart(figures.probe_curve(corpora.probe(built)), key="lesson_probe")
+    corpus_index = lab_ui.corpus_index(loaded, corpora.shipped_corpus())
+    lab_ui.chart(figures.probe_curve(corpora.probe(corpus_index)), key="lesson_probe")
 else:
     explain(
         "Pre-training task 2, **next sentence prediction**: for half the pairs B really followed A (IsNext), for "
