@@ -91,7 +91,7 @@ LESSON_STEPS = ["Tokens", "Three embeddings", "Attention", "Layers", "Masked LM"
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 PROJECTOR = {"viewport": {"width": 1280, "height": 720}}
 PHONE_PAGES = ["", "tokens", "embeddings", "masked-lm", "next-sentence", "attention", "head", "layers", "masking",
-               "word-sense", "compare"]
+               "word-sense", "experiments", "compare"]
 
 
 @pytest.fixture(scope="module")
