@@ -175,3 +175,15 @@ def test_a_projector_shows_each_lesson_steps_title_on_the_first_screen(classroom
             pg.screenshot(path=str(shots / "13-projector-lesson.png"))
         if number < len(steps):
             pg.get_by_role("button", name="Next →").click()
+
+
+def test_one_layer_numbering_with_every_row_labelled(tiny_bert):
+    import bertlab
+    from bertlab import figures
+
+    result = bertlab.analyze(tiny_bert, "the cat sat.")
+    layers = tiny_bert.info.layers
+    rows = list(figures.divergence_heatmap(result.tokens, result.divergence()).data[0].y)
+    assert rows == ["embeddings"] + [str(i) for i in range(layers)]  # blocks 0..L-1, as the attention sliders
+    change = figures.layer_change_heatmap(result.tokens, result.bidirectional.layer_change())
+    assert list(change.data[0].y) == [str(i) for i in range(layers)]
