@@ -451,7 +451,7 @@ def similarity_heatmap(result: Senses, kind: str, layer: int) -> go.Figure:
         )
     )
     fig.update_layout(
-        title=f"{kind}: cosine similarity of '{html.escape(result.target)}', layer {layer}",
+        title=f"{kind}: cosine similarity of '{html.escape(result.target)}', after {'the embeddings' if layer == 0 else f'layer {layer - 1}'}",
         yaxis_autorange="reversed",
         height=160 + 48 * len(labels),
         margin=dict(l=10, r=10, t=50, b=10),
