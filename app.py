@@ -5,6 +5,10 @@ import streamlit as st
 PRESENTING = st.query_params.get("present", "").lower() in ("1", "true")
 st.set_page_config(page_title="bertlab", page_icon="🔬", layout="wide", initial_sidebar_state="collapsed" if PRESENTING else "auto")
 
+# The first paint: a phone's first visit waits ~15 s for torch and the weights, and the sidebar is collapsed there.
+top = st.empty()
+top.info("⏳ Loading BERT… the first visit takes about 15 seconds.")
+
 import lab_ui  # noqa: E402  (after set_page_config)
 
 PAGES = {
@@ -34,4 +38,5 @@ PAGES = {
 page = st.navigation(PAGES)
 st.session_state["_page"] = page.url_path or "lesson"
 lab_ui.sidebar()
+lab_ui.banner(top)  # replaces the loading message: the model that really runs, a truncated or long text
 page.run()

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import logging
 import os
+import textwrap
 import threading
 from typing import Callable, TypeVar
 
@@ -22,7 +23,7 @@ import streamlit as st
 import bertlab
 from bertlab import modebar
 from bertlab.analysis import Analysis, analyze_encoding
-from bertlab.loading import check_allowed, offline_message
+from bertlab.loading import RANDOM_PREFIX, check_allowed, offline_message
 from bertlab.corpus import Corpus, CorpusIndex, build_index
 from bertlab.tokens import Encoding, encode, with_masks
 
@@ -81,6 +82,8 @@ def _apply_preset() -> None:
 
 
 def sidebar() -> None:
+    st.session_state["_shown_errors"] = set()  # a load error is shown once per run (banner), not per caller
+    st.html(TOUCH_CSS)
     if presenting():
         st.html(PRESENTER_CSS)
     _default("model", bertlab.DEFAULT_MODEL)
@@ -91,6 +94,7 @@ def sidebar() -> None:
         current = st.session_state.get("model") or st.query_params.get("model")
         options = MODELS + ([current] if current and current not in MODELS else [])
         st.selectbox("Model", options, key="model", accept_new_options=True, help=MODEL_HELP, bind="query-params")
+        model_box = st.container()
         st.selectbox("Device", DEVICES, key="device", help="auto: CUDA, then Apple MPS, then CPU", bind="query-params")
         st.selectbox(
             "Example", list(PRESETS), index=None, key="preset", placeholder="Load an example…", on_change=_apply_preset
@@ -98,13 +102,14 @@ def sidebar() -> None:
         st.text_area("Text (segment A)", key="text", height=110, help="Type [MASK] where BERT should guess a word.", bind="query-params")
         st.text_input("Second sentence (segment B, optional)", key="pair", help="BERT's input is [CLS] A [SEP] B [SEP].", bind="query-params")
         st.toggle("Presenter mode", key="present", bind="query-params", help="Large, high-contrast text for a projector; add ?present=true to a link.")
-        loaded = model_or_none()
+    with model_box:  # right under the Model box, above the fold: which model really runs
+        loaded = model_or_none(show=False)  # a load error is shown once, in the main area (banner)
         if loaded is not None:
             info = loaded.info
             heads = ", ".join(h.upper() for h in info.heads_available) or "none"
             st.caption(
-                f"**{info.name}** · {info.layers} layers · {info.heads} heads · hidden {info.hidden_size} · "
-                f"{info.parameters / 1e6:.3g}M parameters · heads: {heads} · {info.device}"
+                f"Running **{running_name(loaded)}** · {info.layers} layers · {info.heads} heads · hidden "
+                f"{info.hidden_size} · {info.parameters / 1e6:.3g}M parameters · heads: {heads} · {info.device}"
             )
             if info.notice:
                 st.warning(info.notice, icon="📦")
@@ -120,8 +125,17 @@ def _load(name: str, device: str) -> bertlab.LoadedModel:
     return bertlab.load_model(name, device=device, packaged=lambda: _load(bertlab.PACKAGED_MODEL, device))
 
 
-def model_or_none(name: str | None = None) -> bertlab.LoadedModel | None:
-    """The process's one copy of a model (default: the sidebar's), or None after showing why it could not load."""
+def _error_once(message: str, show: bool = True) -> None:
+    """Show a load error unless this run already did (the banner shows it first; a page that asks again stays quiet)."""
+    shown = st.session_state.setdefault("_shown_errors", set())
+    if show and message not in shown:
+        shown.add(message)
+        st.error(message, icon="⚠️")
+
+
+def model_or_none(name: str | None = None, show: bool = True) -> bertlab.LoadedModel | None:
+    """The process's one copy of a model (default: the sidebar's), or None after showing why it could not load
+    (`show=False`: quietly; the next caller shows it)."""
     name = (name or st.session_state.get("model") or bertlab.DEFAULT_MODEL).strip()
     device = st.session_state.get("device") or "auto"
     try:
@@ -135,12 +149,81 @@ def model_or_none(name: str | None = None) -> bertlab.LoadedModel | None:
                 raise bertlab.OfflineError(offline_message(name)) from None
         return loaded
     except bertlab.BertlabError as err:
-        st.error(str(err), icon="⚠️")
+        _error_once(str(err), show)
         return None
     except Exception:  # never a traceback in the page; the operator gets it in the log
-        log.exception("loading %r on %s failed", name, device)
-        st.error(f"'{name}' could not be loaded because of an unexpected error; the server log has the details.", icon="⚠️")
+        if show:
+            log.exception("loading %r on %s failed", name, device)
+        _error_once(f"'{name}' could not be loaded because of an unexpected error; the server log has the details.", show)
         return None
+
+
+def running_name(loaded: bertlab.LoadedModel, requested: str | None = None) -> str:
+    """The model that actually runs, e.g. 'minilm (offline stand-in for bert-base-uncased)'."""
+    requested = (requested or st.session_state.get("model") or bertlab.DEFAULT_MODEL).strip()
+    name = loaded.info.name
+    if name != requested:
+        return f"{name} (offline stand-in for {requested})"
+    if name.startswith(RANDOM_PREFIX):
+        return f"{name} (random weights)"
+    return name
+
+
+LONG_LINK_CHARS = 1500
+"""Above this many characters of text, the share link (the text is in the URL) is too long for many chat apps."""
+
+
+def banner(slot) -> None:
+    """The top of the main area on every page: the model that actually runs, in one small line (the sidebar is
+    collapsed on a phone and in presenter mode), or why it could not load; and a truncated or long input."""
+    with slot.container():
+        loaded = model_or_none()
+        if loaded is None:
+            return
+        info = loaded.info
+        st.caption(
+            f"🔬 Model running: **{running_name(loaded)}** · {info.layers} layers · {info.heads} heads · "
+            f"hidden {info.hidden_size}",
+            help=info.notice,
+        )
+        text, pair = st.session_state.get("text", ""), st.session_state.get("pair", "")
+        try:
+            tokens = encode(loaded, text, pair or None)  # tokenizing only: cheap, and every page shows its effect
+        except bertlab.BertlabError:
+            tokens = None  # the page says what is wrong with the text
+        if tokens is not None and tokens.truncated:
+            st.warning(
+                f"**Your text was cut short.** It has {tokens.untruncated_length:,} tokens; BERT reads at most "
+                f"{len(tokens):,} positions, so every page shows only the first {len(tokens):,} tokens.",
+                icon="✂️",
+            )
+        if len(text) + len(pair) > LONG_LINK_CHARS:
+            st.info(
+                f"This text has {len(text) + len(pair):,} characters, and a link to this page carries all of them: "
+                "too long for many chat apps and QR codes. To share it, send the text itself, or a shorter passage.",
+                icon="🔗",
+            )
+
+
+def in_this_model(attribute: str) -> str:
+    """', N in this model' for a size a text quotes for BERT-base (heads, layers, intermediate_size, ...), or ''."""
+    loaded = model_or_none(show=False)
+    if loaded is None:
+        return ""
+    return f", {getattr(loaded.info, attribute):,} in the model running here ({loaded.info.name})"
+
+
+def sizes_sentence() -> str:
+    """The running model's sizes, next to a text that quotes BERT-base's ('' when no model loaded)."""
+    loaded = model_or_none(show=False)
+    if loaded is None:
+        return ""
+    i = loaded.info
+    return (
+        f"The model running here, **{running_name(loaded)}**, has {i.layers} layers, hidden size {i.hidden_size}, "
+        f"{i.heads} heads, a {i.intermediate_size:,}-wide feed-forward block and {i.vocab_size:,} vocabulary entries "
+        f"({i.parameters / 1e6:.3g}M parameters): every chart below shows those."
+    )
 
 
 def model(name: str | None = None) -> bertlab.LoadedModel:
@@ -314,7 +397,8 @@ html, body, [data-testid=stAppViewContainer] { font-size: 22px; color: #000; bac
 h1 { font-size: 3.2rem !important; } h2, h3 { font-size: 2.2rem !important; }
 [data-testid=stAlert] p { font-size: 1.2rem; }
 .chips { font-size: 1.6rem !important; }
-[data-testid=stMainBlockContainer] { max-width: 100%; padding-left: 2rem; padding-right: 2rem; }
+[data-testid=stProgress] p { font-size: 1.8rem !important; font-weight: 600; }
+[data-testid=stMainBlockContainer] { max-width: 100%; padding-left: 2rem; padding-right: 2rem; padding-top: 2.5rem; }
 </style>"""
 
 
@@ -325,10 +409,35 @@ def image(png: bytes, key: str) -> None:
                        icon=":material/download:", on_click="ignore", key=f"{key}_png")
 
 
+TITLE_CHARS = 48
+"""A chart title longer than this wraps (plotly's SVG titles never wrap, and a phone shows ~50 characters)."""
+
+TOUCH_CSS = """<style>
+/* On a touch screen plotly's toolbar sits over the chart title and hover-only buttons mean little: hide it
+   there (the PNG/SVG buttons stay on desktop; the HTML download under each chart works everywhere). */
+@media (hover: none) and (pointer: coarse) { .js-plotly-plot .modebar-container { display: none !important; } }
+/* Pills and segmented controls scroll sideways, unmarked, when they do not fit (the Attention page's View on a
+   phone hid Statistics and Rollout): wrap them onto a second line instead. */
+[data-testid=stButtonGroup] > div:has(> button) { flex-wrap: wrap !important; overflow-x: visible !important; row-gap: 0.4rem; }
+</style>"""
+
+
+def _fit_title(fig) -> None:
+    """Wrap a long title at word boundaries and let it push the top margin instead of overlapping the plot."""
+    text = fig.layout.title.text
+    if text and "<br>" not in text and len(text) > TITLE_CHARS:
+        fig.update_layout(title_text="<br>".join(textwrap.wrap(text, TITLE_CHARS, break_long_words=False)))
+    if text:
+        fig.update_layout(title_automargin=True, title_yref="paper")
+
+
 def chart(fig, key: str) -> None:
     """A plotly chart with PNG and SVG downloads (plotly's own toolbar, no server round trip) and HTML on demand."""
+    _fit_title(fig)
     if presenting():
         fig.update_layout(font=dict(size=20, color="#000"), title_font_size=26)
+        fig.update_xaxes(tickfont_size=18)
+        fig.update_yaxes(tickfont_size=18)
     st.plotly_chart(
         fig,
         key=key,

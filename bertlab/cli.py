@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
     except BertlabError as err:
         print(f"error: {err}", file=sys.stderr)
+        if getattr(err, "hint", ""):
+            print(f"hint: {err.hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

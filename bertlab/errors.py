@@ -24,7 +24,14 @@ class ModelLoadError(BertlabError):
 
 
 class OfflineError(ModelLoadError):
-    """The hub cannot be reached and the checkpoint is not in the local cache."""
+    """The hub cannot be reached and the checkpoint is not in the local cache.
+
+    The message is for the person at the keyboard (a student); `hint` is the operator's command, which the
+    command line prints and the app leaves to README."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 class NotAnEncoderError(ModelLoadError):

@@ -397,12 +397,18 @@ def logit_lens_chart(lens: list[list[Prediction]], position_label: str) -> go.Fi
     return fig
 
 
+def hidden_state_labels(count: int) -> list[str]:
+    """Hidden states named with the one numbering every page uses (blocks 0..L-1): the first is the embedding
+    output, state i the output of block i-1."""
+    return ["embeddings"] + [str(i) for i in range(count - 1)]
+
+
 def _layer_token_heatmap(tokens: Sequence[Token], z: np.ndarray, first_layer: int, colorscale: str, title: str, layer_title: str) -> go.Figure:
     fig = go.Figure(
         go.Heatmap(
             z=z,
             x=list(range(len(tokens))),
-            y=list(range(first_layer, first_layer + z.shape[0])),
+            y=hidden_state_labels(z.shape[0]) if first_layer == 0 else [str(i) for i in range(z.shape[0])],  # every row labelled
             colorscale=colorscale,
             zmin=0,
             hovertemplate="layer %{y}, token %{x}<br>1 − cosine = %{z:.4f}<extra></extra>",
@@ -423,7 +429,7 @@ def divergence_heatmap(tokens: Sequence[Token], distance: np.ndarray) -> go.Figu
     the right side matter?"""
     return _layer_token_heatmap(
         tokens, distance, 0, "Reds",
-        "how far the hidden states move apart: 1 − cosine(bidirectional, causal)", "layer (0 = embeddings)",
+        "how far the hidden states move apart: 1 − cosine(bidirectional, causal)", "after layer",
     )
 
 
@@ -439,12 +445,13 @@ def similarity_heatmap(result: Senses, kind: str, layer: int) -> go.Figure:
             customdata=hover,
             hovertemplate="%{customdata}: cosine %{z:.4f}<extra></extra>",
             colorscale="Viridis",
-            zmin=min(0.0, float(result.similarity[kind][layer].min())),
-            zmax=1,
+            # fitted to the values shown: on a 0-1 scale, 0.74 and 1.0 look alike
+            zmin=float(result.similarity[kind][layer].min()),
+            zmax=float(result.similarity[kind][layer].max()),
         )
     )
     fig.update_layout(
-        title=f"{kind}: cosine similarity of '{html.escape(result.target)}', layer {layer}",
+        title=f"{kind}: cosine similarity of '{html.escape(result.target)}', after {'the embeddings' if layer == 0 else f'layer {layer - 1}'}",
         yaxis_autorange="reversed",
         height=160 + 48 * len(labels),
         margin=dict(l=10, r=10, t=50, b=10),
@@ -455,10 +462,10 @@ def similarity_heatmap(result: Senses, kind: str, layer: int) -> go.Figure:
 def similarity_by_layer(result: Senses, i: int, j: int) -> go.Figure:
     fig = go.Figure()
     for kind, sim in result.similarity.items():
-        fig.add_scatter(x=list(range(sim.shape[0])), y=sim[:, i, j], name=kind, mode="lines+markers", line_color=MASK_COLOURS.get(kind))
+        fig.add_scatter(x=hidden_state_labels(sim.shape[0]), y=sim[:, i, j], name=kind, mode="lines+markers", line_color=MASK_COLOURS.get(kind))
     fig.update_layout(
         title=f"cosine of '{html.escape(result.target)}' in S{i + 1} vs S{j + 1}, layer by layer",
-        xaxis_title="layer (0 = embeddings)",
+        xaxis_title="after layer",
         yaxis=dict(title="cosine similarity", range=[min(0.0, float(min(s[:, i, j].min() for s in result.similarity.values()))), 1.02]),
         height=340,
         margin=dict(l=10, r=10, t=50, b=10),

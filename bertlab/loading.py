@@ -40,6 +40,24 @@ RANDOM_SIZES = {
     "bert-mini": (4, 256, 4, 1024),
     "bert-tiny": (2, 128, 2, 512),
 }
+KNOWN_CHECKPOINTS = (
+    "bert-base-uncased", "bert-base-cased", "bert-large-uncased", "bert-large-cased",
+    "bert-base-multilingual-uncased", "bert-base-multilingual-cased", "bert-base-chinese",
+    "bert-large-uncased-whole-word-masking", "bert-large-cased-whole-word-masking",
+    "distilbert-base-uncased", "distilbert-base-cased", "distilbert-base-multilingual-cased",
+    "google/bert_uncased_L-2_H-128_A-2", "google/bert_uncased_L-4_H-256_A-4", "google/bert_uncased_L-4_H-512_A-8",
+    "google/bert_uncased_L-8_H-512_A-8", "prajjwal1/bert-tiny", "dslim/bert-base-NER",
+    "nlptown/bert-base-multilingual-uncased-sentiment", "distilbert-base-uncased-finetuned-sst-2-english",
+    "sentence-transformers/all-MiniLM-L6-v2", PACKAGED_MODEL,
+)
+"""BERT-family checkpoints bertlab knows by name: close matches are suggested for a misspelt one."""
+
+DECODER_PREFIXES = (
+    "gpt", "llama", "meta-llama", "mistral", "mixtral", "gemma", "phi-", "phi3", "qwen", "falcon", "opt-", "bloom",
+    "pythia", "codegen", "olmo", "deepseek", "smollm", "starcoder", "tinyllama", "t5", "flan-t5", "bart",
+)
+"""Families that are not BERT-style encoders (decoders, encoder-decoders), refused by name with no network."""
+
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -201,11 +219,46 @@ def _explain_failure(name: str, source: str, err: Exception) -> ModelLoadError:
             f"tokenizer): {_first_line(err)}"
         )
     if os.environ.get("HF_HUB_OFFLINE") == "1" or not hub_reachable():
-        return OfflineError(offline_message(name))
+        return offline_error(name)
     return ModelLoadError(
-        f"Cannot load '{name}': no such model on the Hugging Face Hub (check the spelling, e.g. "
-        f"'bert-base-uncased'), or it is private. Detail: {_first_line(err)}"
+        f"Cannot load '{name}': no such model on the Hugging Face Hub (check the spelling{', ' + _did_you_mean(name) if _did_you_mean(name) else ''}), "
+        f"or it is private. Detail: {_first_line(err)}"
     )
+
+
+def _bare(name: str) -> str:
+    """'google-bert/bert-base-uncased' -> 'bert-base-uncased': the hub's organisation prefixes for BERT's own ids."""
+    name = name.strip()
+    for org in ("google-bert/", "distilbert/"):
+        if name.lower().startswith(org):
+            return name[len(org):]
+    return name
+
+
+def is_known(name: str) -> bool:
+    return _bare(name).lower() in {k.lower() for k in KNOWN_CHECKPOINTS}
+
+
+def _did_you_mean(name: str) -> str:
+    # difflib is enough for a few dozen names: no fuzzy-matching dependency for a hint
+    import difflib
+
+    matches = difflib.get_close_matches(_bare(name).lower(), [k.lower() for k in KNOWN_CHECKPOINTS], n=3, cutoff=0.6)
+    spelled = {k.lower(): k for k in KNOWN_CHECKPOINTS}
+    if not matches:
+        return ""
+    return "did you mean " + " or ".join(f"'{spelled[m]}'" for m in matches) + "?"
+
+
+def refuse_decoder(name: str) -> None:
+    """A GPT, Llama, T5... named as such is refused at once: no download to find out it is not an encoder."""
+    last = name.strip().rstrip("/").split("/")[-1].lower()
+    if any(last.startswith(prefix) for prefix in DECODER_PREFIXES):
+        raise NotAnEncoderError(
+            f"'{name}' is not a BERT-family encoder: it is a decoder (or encoder-decoder) family, which reads text "
+            "differently and has no bidirectional attention or masked-LM head to explain. bertlab explains encoders "
+            f"such as bert-base-uncased; '{PACKAGED_MODEL}' works on any machine."
+        )
 
 
 def _first_line(err: Exception) -> str:
@@ -348,6 +401,7 @@ def _check_source(name: str, source: str) -> None:
         if not path.is_dir():
             raise ModelLoadError(f"'{name}' is a file; give the directory that holds config.json and the weights.")
         return
+    refuse_decoder(name)
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     try:
@@ -370,7 +424,7 @@ def _local_only(source: str) -> bool:
     if isinstance(cached, str):
         return True
     if not hub_reachable():
-        raise OfflineError(offline_message(source))
+        raise offline_error(source)
     return False
 
 
@@ -390,10 +444,25 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def offline_message(name: str) -> str:
+    """What a student reads when `name` cannot come from the hub: no commands (the operator's are in README)."""
+    if not is_known(name):
+        suggestion = _did_you_mean(name)
+        return (
+            f"'{name}' is not a known BERT-family checkpoint.{' D' + suggestion[1:] if suggestion else ''} "
+            f"This machine has no connection to the Hugging Face Hub to look it up. Choose a model from the list; "
+            f"'{PACKAGED_MODEL}' works on any machine."
+        )
     return (
-        f"Cannot load '{name}': the Hugging Face Hub cannot be reached and the model is not in the local "
-        f"cache. On a machine with internet run `python -m bertlab prefetch {name}` (it fills the cache "
-        f"that this machine reads), or use the packaged offline model '{PACKAGED_MODEL}'."
+        f"'{name}' cannot be loaded on this machine: it has no connection to the Hugging Face Hub and this model is "
+        f"not in its local cache (the person running bertlab can add it). Meanwhile choose '{PACKAGED_MODEL}', a real "
+        "pretrained BERT encoder that ships with bertlab."
+    )
+
+
+def offline_error(name: str) -> OfflineError:
+    return OfflineError(
+        offline_message(name),
+        hint=f"on a machine with internet, run `python -m bertlab prefetch {name}` (it fills the cache this machine reads)",
     )
 
 

@@ -47,8 +47,9 @@ def test_default_model_falls_back_to_packaged_minilm_with_notice(monkeypatch):
 
 def test_named_model_does_not_fall_back_silently(monkeypatch):
     monkeypatch.setattr(bertlab.loading, "hub_reachable", lambda timeout=3.0: False)
-    with pytest.raises(bertlab.OfflineError, match="bert-large-cased.*prefetch"):
+    with pytest.raises(bertlab.OfflineError, match="bert-large-cased.*cannot be loaded on this machine") as err:
         bertlab.load_model("bert-large-cased", device="cpu")
+    assert "prefetch bert-large-cased" in err.value.hint and "prefetch" not in str(err.value)  # commands: operator only
 
 
 @pytest.mark.parametrize(

@@ -68,7 +68,7 @@ CASES = [
     Case("no MLM head", model="minilm", text="the [MASK] sat.", check="no mlm head"),
     Case("corrupted weights", model="{corrupt}", error=bertlab.ModelLoadError, message="Cannot read"),
     Case("pickle-only weights", model="{pickle}", error=bertlab.PolicyError, message="pickle"),
-    Case("hub unreachable, empty cache", model="bert-large-cased", env={"HF_HUB_OFFLINE": "1"}, error=bertlab.OfflineError, message="prefetch"),
+    Case("hub unreachable, empty cache", model="bert-large-cased", env={"HF_HUB_OFFLINE": "1"}, error=bertlab.OfflineError, message="cannot be loaded on this machine"),
     Case("path traversal", model="{passwd}", error=bertlab.ModelLoadError, message="is a file"),
     Case("path traversal on a shared server", model="../../etc", env={"BERTLAB_ALLOWED_PATHS": "/srv/models"},
          error=bertlab.PolicyError, message="outside the folders"),

@@ -6,7 +6,7 @@ from bertlab import HEAD_STATS, attention_views, figures
 
 lab_ui.header(
     "Attention",
-    "Each of BERT's layers has several **heads** (12 in BERT-base, 16 in BERT-large). A head turns every "
+    f"Each of BERT's layers has several **heads** (12 in BERT-base, 16 in BERT-large{lab_ui.in_this_model('heads')}). A head turns every "
     "token into a query, a key and a value; the softmax of query·key/√d gives each token a row of weights "
     "over all tokens (each row sums to 1), and the token's new vector mixes the values by those weights. "
     "BERT's mask is **bidirectional**: every token may look left and right.",
@@ -19,7 +19,7 @@ tokens = result.tokens
 VIEWS = ["Heatmap", "Head view", "Model view", "All heads", "Statistics", "Rollout"]
 c1, c2 = st.columns([5, 2])
 # Options are their own labels: a bound widget writes the label into the URL (?view=Head+view).
-view = c1.segmented_control(
+view = c1.pills(  # pills wrap on a phone; a segmented control clips its last options
     "View", VIEWS, key="view", default="Heatmap", bind="query-params",
     help="Head view and model view are bertviz's. Only the chosen view is computed and sent to the browser.",
 ) or "Heatmap"
@@ -52,11 +52,11 @@ if view == "Heatmap":
     for col, name in zip(cols, HEAD_STATS):
         col.metric(figures.STAT_NAMES[name], f"{float(run.head_stats[name][layer, head]):.3f}")
 elif view == "Head view":
-    st.caption("bertviz head view of one layer: click a head's colour to toggle it; hover a token to focus its lines.")
+    st.caption("bertviz head view of one layer: click or tap a head's colour to toggle it; hover or tap a token to focus its lines.")
     layer = st.slider("Layer", 0, result.model.layers - 1, key="layer", bind="query-params")
     bertviz(lambda: attention_views.head_view(tokens, run.attentions, layer=layer))
 elif view == "Model view":
-    st.caption("bertviz model view: every layer (rows) and head (columns); click a thumbnail to enlarge it.")
+    st.caption("bertviz model view: every layer (rows) and head (columns); click or tap a thumbnail to enlarge it.")
     bertviz(lambda: attention_views.model_view(tokens, run.attentions))
 elif view == "All heads":
     st.caption(

@@ -10,7 +10,7 @@ lab_ui.header(
     "Each BERT layer is **post-norm**: the attention sublayer's output A is added to the layer's input x and "
     "normalized, h = LayerNorm(A + x); then the feed-forward block's output F is added to h and normalized "
     "again, out = LayerNorm(F + h). The feed-forward block widens each token to its intermediate size "
-    "(3,072 in BERT-base) and applies GELU: those are its **neurons**.",
+    f"(3,072 in BERT-base{lab_ui.in_this_model('intermediate_size')}) and applies GELU: those are its **neurons**.",
     "how large A and F are next to the stream they join (a share near 0 leaves the token almost as it was), "
     "and which feed-forward neurons fire for which tokens.",
 )

@@ -1,3 +1,5 @@
+import re
+
 import streamlit as st
 
 import lab_ui
@@ -17,15 +19,28 @@ STEPS = [
 BANK = ["I went to the bank to deposit money.", "I went to the bank to catch some fish.", "The river bank was very scenic."]
 
 st.title("A guided lesson: BERT from text to meaning")
-st.markdown(
+INTRO = (
     "BERT (Devlin et al., 2018) is a stack of Transformer **encoder** layers: BERT-base has 12 layers, hidden "
     "size 768, 12 attention heads and a 3072-wide feed-forward block (110M parameters); BERT-large has 24, "
     "1024, 16 and 4096 (340M). It reads at most 512 positions. Each step below runs on the text in the "
-    "sidebar, live."
+    "sidebar, live. " + lab_ui.sizes_sentence()
 )
-step = st.segmented_control("Step", STEPS, key="step", default=STEPS[0], bind="query-params") or STEPS[0]
+if lab_ui.presenting():  # a projector's first screen is for the step, not the introduction
+    with st.expander("About BERT and the model running here"):
+        st.markdown(INTRO)
+else:
+    st.markdown(INTRO)
+step = st.pills("Step", STEPS, key="step", default=STEPS[0], bind="query-params") or STEPS[0]
 index = STEPS.index(step)
-st.progress((index + 1) / len(STEPS), text=f"Step {index + 1} of {len(STEPS)}: {step}")
+st.progress((index + 1) / len(STEPS), text=f"Step {index + 1} of {len(STEPS)}: {step}")  # the step's title
+if st.session_state.pop("_lesson_scroll", False):
+    # after Back/Next (at the bottom of a long step) the next step's title comes into view, not its end;
+    # the margin keeps it below Streamlit's fixed header
+    st.html(
+        f"<script>/* {step} */ (function () {{ var bar = document.querySelector('[data-testid=stProgress]');"
+        " if (bar) { bar.style.scrollMarginTop = '5rem'; bar.scrollIntoView({block: 'start'}); } })();</script>",
+        unsafe_allow_javascript=True,
+    )
 
 
 def explain(text: str, notice: str) -> None:
@@ -39,7 +54,7 @@ loaded = lab_ui.model()
 
 if step == "Tokens":
     explain(
-        "A fixed vocabulary of **WordPieces** (30,522 in the uncased English model) covers any text: a word it "
+        f"A fixed vocabulary of **WordPieces** (30,522 in the uncased English model{lab_ui.in_this_model('vocab_size')}) covers any text: a word it "
         "does not hold whole is split, and continuation pieces start with `##`. The input is framed as `[CLS]` A "
         "`[SEP]` (B `[SEP]`).",
         "which words split into pieces, and the special tokens the model adds around your text.",
@@ -116,10 +131,15 @@ elif step == "Word sense":
         "separate senses bidirectionally, and the causal mask stays far lower: half the sentences settle the sense "
         "only after the word.",
     )
-    sense = lab_ui.senses(loaded, "bank", BANK)
-    for i, sentence in enumerate(BANK, start=1):
-        st.caption(f"S{i}: {sentence}")
-    lab_ui.chart(figures.similarity_by_layer(sense, 0, 1), key="lesson_sense")
+    sentences = BANK + [t for t in [st.session_state.get("text", "").strip()] if t not in BANK and re.search(r"\bbank\b", t, re.I)]
+    sense = lab_ui.senses(loaded, "bank", sentences)
+    for i, sentence in enumerate(sentences, start=1):
+        st.caption(f"S{i}: {sentence}" + (" (your text)" if i > len(BANK) else ""))
+    # the pairs the text talks about: money vs fish (same left context), money vs river (different senses)
+    pairs = [(0, 1), (0, 2)] + [(0, i) for i in range(len(BANK), len(sentences))]
+    for col, (i, j) in zip(st.columns(len(pairs)), pairs):
+        with col:
+            lab_ui.chart(figures.similarity_by_layer(sense, i, j), key=f"lesson_sense_{i}_{j}")
     st.markdown(
         f"Over many sentences: for each of the {len(corpora.shipped_corpus()):,} sentences of bertlab's corpus "
         "(33 ambiguous words, two senses each), is the nearest other sentence with the same word of the same "
@@ -142,6 +162,7 @@ else:
 
 def go(to: int) -> None:
     st.session_state.step = STEPS[to]
+    st.session_state["_lesson_scroll"] = True
 
 
 back, _, forward = st.columns([1, 4, 1])

@@ -6,12 +6,12 @@ from bertlab import figures
 
 lab_ui.header(
     "Tokenization",
-    "BERT does not read words: its uncased WordPiece vocabulary has 30,522 pieces, and a word it does not "
+    f"BERT does not read words: its uncased WordPiece vocabulary has 30,522 pieces{lab_ui.in_this_model('vocab_size')}, and a word it does not "
     "know whole is split into pieces, the later ones marked `##` (\"play ##ing\"). The input is framed as "
     "`[CLS]` sentence A `[SEP]` (sentence B `[SEP]`); every token also carries a **segment** (A or B) and a "
     "**position** (0 to 511). A character the vocabulary cannot spell becomes `[UNK]`.",
     "where words split into `##` pieces, the `[CLS]`/`[SEP]` frame, segment colours A/B, and any `[UNK]`. "
-    "Hover a chip for its id and the characters it came from.",
+    "Hover or tap a chip for its id and the characters it came from.",
 )
 encoding = lab_ui.encoding()
 tokens = encoding.tokens

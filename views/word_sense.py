@@ -43,7 +43,9 @@ result = lab_ui.senses(loaded, target, sentences.splitlines())
 for i, (sentence, pieces) in enumerate(zip(result.sentences, result.pieces), start=1):
     st.caption(f"**S{i}** {sentence}  →  pieces: {' '.join(pieces)}")
 
-layer = st.slider("Layer", 0, result.layers - 1, result.layers - 1, key="sense_layer")
+names = figures.hidden_state_labels(result.layers)  # the numbering every page uses: embeddings, then blocks 0..L-1
+layer = st.select_slider("After layer", list(range(result.layers)), value=result.layers - 1, format_func=names.__getitem__,
+                         key="sense_layer")
 left, right = st.columns(2)
 with left:
     lab_ui.chart(figures.similarity_heatmap(result, "bidirectional", layer), key="sim_bi")

@@ -1,0 +1,189 @@
+"""Issue 15, the app as a class sees it: the running model named on every page, a truncated or long text
+flagged on every page, an unknown model explained once (AppTest); a phone (390 × 844, touch) and a
+projector (1280 × 720, presenter mode) in a real browser."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from test_app import APP, PAGES, start, visit
+from labtools.server import wait_idle
+from test_browser import open_page, shots  # noqa: F401  (shots: the screenshot folder fixture, BERTLAB_SCREENSHOTS)
+
+
+def main_text(at: AppTest) -> str:
+    """Everything the main area says (captions, markdown, alerts), not the sidebar."""
+    parts = []
+    for kind in ("caption", "markdown", "warning", "info", "error"):
+        parts += [str(e.value) for e in getattr(at.main, kind)]
+    return "\n".join(parts)
+
+
+def test_the_offline_stand_in_is_named_at_the_top_of_every_page(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    at = start("bert-base-uncased")
+    for page in PAGES:
+        at = visit(at, page)
+        assert "Model running: **minilm (offline stand-in for bert-base-uncased)**" in at.main.caption[0].value, page
+        assert "6 layers" in at.main.caption[0].value
+    lesson = main_text(visit(at, "views/lesson.py"))
+    assert "12 layers" in lesson and "has 6 layers, hidden size 384" in lesson  # BERT-base's as reference, then this model's
+
+
+def test_sizes_quote_the_running_model(minilm):
+    at = visit(start("minilm"), "views/attention.py")
+    assert "12 in BERT-base, 16 in BERT-large, 12 in the model running here (minilm)" in main_text(at)
+    at = visit(at, "views/layers.py")
+    assert f"3,072 in BERT-base, {minilm.info.intermediate_size:,} in the model running here" in main_text(at)
+
+
+def test_a_truncated_text_is_flagged_on_every_page(tiny_bert_dir):
+    long = "the cat sat on the mat. " * 120  # far more tokens than the tiny model's positions
+    at = start(str(tiny_bert_dir), text=long)
+    for page in PAGES:
+        at = visit(at, page)
+        cut = [w.value for w in at.main.warning if "cut short" in w.value]
+        assert cut, page
+        assert "tokens; BERT reads at most" in cut[0]
+    assert any("link to this page carries all of them" in i.value for i in at.main.info)  # > 1,500 characters
+
+
+def test_a_short_text_has_no_banners(tiny_bert_dir):
+    at = visit(start(str(tiny_bert_dir), text="the cat sat."), PAGES[0])
+    assert not [w for w in at.main.warning if "cut short" in w.value]
+    assert not [i for i in at.main.info if "link to this page" in i.value]
+
+
+@pytest.mark.parametrize(
+    "name, says",
+    [
+        ("my-cool-model", "not a known BERT-family checkpoint"),
+        ("bert-large-uncasedd", "Did you mean 'bert-large-uncased'"),
+        ("gpt2", "decoder"),
+        ("openai-community/gpt2", "decoder"),
+        ("meta-llama/Llama-3.1-8B", "decoder"),
+    ],
+)
+def test_an_unknown_model_is_explained_once_without_commands(name, says, monkeypatch):
+    import bertlab.loading
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the network was asked")
+
+    monkeypatch.setattr(bertlab.loading, "hub_reachable", no_network)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    at = start(name)
+    for page in (None, "views/attention.py", "views/lesson.py"):
+        if page:
+            at.switch_page(page).run()
+            assert not at.exception
+        errors = [e.value for e in at.error]
+        assert len(errors) == 1, (page, errors)  # once: not in the sidebar and again on the page
+        assert says in errors[0] and name in errors[0]
+        assert "prefetch" not in errors[0] and "python -m" not in errors[0]
+
+
+# --- a real browser: a phone and a projector ---------------------------------------------------------------
+
+LESSON_STEPS = ["Tokens", "Three embeddings", "Attention", "Layers", "Masked LM", "Bidirectional vs causal", "Word sense",
+                "Next sentence"]
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+PROJECTOR = {"viewport": {"width": 1280, "height": 720}}
+PHONE_PAGES = ["", "tokens", "embeddings", "masked-lm", "next-sentence", "attention", "head", "layers", "masking",
+               "word-sense", "experiments", "compare"]
+
+
+@pytest.fixture(scope="module")
+def classroom(app_server, chromium):
+    """A browser, the server's address, and a context factory (a phone or a projector) that allows no host but 127.0.0.1."""
+    from playwright.sync_api import sync_playwright
+
+    from labtools.server import FLAGS
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=FLAGS)
+        contexts = []
+
+        def new(device: dict):
+            context = browser.new_context(**device)
+            context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(
+                ("http://127.0.0.1", "data:", "blob:", "about:")) else route.abort())
+            contexts.append(context)
+            return context.new_page()
+
+        yield app_server.url, new
+        for context in contexts:
+            context.close()
+        browser.close()
+
+
+def test_a_phone_sees_every_page_without_sideways_scrolling(classroom, shots):
+
+    server, new = classroom
+    pg = new(PHONE)
+    shots.mkdir(parents=True, exist_ok=True)
+    for path in PHONE_PAGES:
+        open_page(pg, f"{server}/{path}?model=bert-base-uncased&text=The+river+bank+was+very+scenic.")
+        banner = pg.locator("[data-testid=stMain]").get_by_text("Model running:")
+        banner.first.wait_for(state="visible", timeout=30_000)
+        assert "minilm (offline stand-in for bert-base-uncased)" in banner.first.inner_text(), path
+        assert pg.get_by_text("Loading BERT…").count() == 0, path  # the first paint's message is gone
+        width = pg.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= 390, f"/{path} is {width} px wide on a 390-px phone"
+        # the toolbar does not cover chart titles on a touch screen
+        for toolbar in pg.locator(".js-plotly-plot .modebar-container").all():
+            assert not toolbar.is_visible(), path
+        if path == "attention":  # every View option can be tapped without scrolling sideways
+            for option in ("Heatmap", "Head view", "Model view", "All heads", "Statistics", "Rollout"):
+                box = pg.locator("[data-testid=stButtonGroup] button", has_text=option).first.bounding_box()
+                assert box and 0 <= box["x"] and box["x"] + box["width"] <= 390, option
+            pg.screenshot(path=str(shots / "11-phone-attention.png"))
+        if path == "":
+            pg.screenshot(path=str(shots / "12-phone-lesson.png"))
+
+
+STEP_IN_VIEW = """(title) => {
+  const bar = [...document.querySelectorAll('[data-testid=stProgress]')].find(e => e.innerText.includes(title));
+  if (!bar) return false;
+  const label = [...bar.querySelectorAll('p, div')].find(e => e.innerText.trim() === title);
+  const box = label.getBoundingClientRect();
+  // on the screen, and not under Streamlit's fixed header: the title is what is drawn at its own centre
+  const seen = document.elementFromPoint(box.left + 4, box.top + box.height / 2);
+  return box.top >= 0 && box.bottom <= window.innerHeight && label.contains(seen);
+}"""
+
+
+def test_a_projector_shows_each_lesson_steps_title_on_the_first_screen(classroom, shots):
+
+    steps = LESSON_STEPS
+    server, new = classroom
+    pg = new(PROJECTOR)
+    open_page(pg, f"{server}/?model=minilm&present=true&text=I+went+to+the+bank+to+deposit+money.")
+    assert pg.get_by_text("About BERT and the model running here").first.is_visible()  # the intro is folded
+    for number, step in enumerate(steps, start=1):
+        title = f"Step {number} of {len(steps)}: {step}"
+        try:
+            pg.wait_for_function(STEP_IN_VIEW, arg=title, timeout=120_000)
+        except Exception:
+            where = pg.evaluate("() => [...document.querySelectorAll('[data-testid=stProgress]')].map("
+                                "e => [e.innerText, e.getBoundingClientRect().top])")
+            pytest.fail(f"'{title}' is not on the first screen: {where}")
+        wait_idle(pg)  # a click on the last run's button while this one still draws would replay that step
+        if number == 4:
+            shots.mkdir(parents=True, exist_ok=True)
+            pg.screenshot(path=str(shots / "13-projector-lesson.png"))
+        if number < len(steps):
+            pg.get_by_role("button", name="Next →").click()
+
+
+def test_one_layer_numbering_with_every_row_labelled(tiny_bert):
+    import bertlab
+    from bertlab import figures
+
+    result = bertlab.analyze(tiny_bert, "the cat sat.")
+    layers = tiny_bert.info.layers
+    rows = list(figures.divergence_heatmap(result.tokens, result.divergence()).data[0].y)
+    assert rows == ["embeddings"] + [str(i) for i in range(layers)]  # blocks 0..L-1, as the attention sliders
+    change = figures.layer_change_heatmap(result.tokens, result.bidirectional.layer_change())
+    assert list(change.data[0].y) == [str(i) for i in range(layers)]
