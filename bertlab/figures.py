@@ -323,7 +323,7 @@ def attribution_chart(tokens: Sequence[Token], rows: dict[str, np.ndarray], titl
         fig.add_bar(x=list(range(len(tokens))), y=values, marker_color=colours[(row - 1) % len(colours)], showlegend=False,
                     hovertemplate="token %{x}: %{y:.4f}<extra>" + html.escape(name) + "</extra>", row=row, col=1)
     _token_axis(fig, tokens, "x", row=len(rows), col=1)
-    fig.update_layout(title=title, height=140 + 150 * len(rows), margin=dict(l=10, r=10, t=60, b=10))
+    fig.update_layout(title=title, height=140 + 150 * len(rows), margin=dict(l=10, r=10, t=80, b=10), title_y=0.99, title_yanchor="top")
     return fig
 
 
@@ -343,7 +343,7 @@ def prediction_bars(predictions: dict[str, list[Prediction]], title: str) -> go.
         )
         fig.update_yaxes(autorange="reversed", type="category", row=1, col=i)
         fig.update_xaxes(range=[0, 1], title_text="probability", row=1, col=i)
-    fig.update_layout(title=title, height=120 + 28 * max(len(p) for p in predictions.values()), margin=dict(l=10, r=10, t=60, b=10))
+    fig.update_layout(title=title, height=120 + 28 * max(len(p) for p in predictions.values()), margin=dict(l=10, r=10, t=80, b=10), title_y=0.98, title_yanchor="top")
     return fig
 
 

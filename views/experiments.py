@@ -23,8 +23,8 @@ labels = lab_ui.token_labels(tokens)
 key = lab_ui.encoding_key(encoding)
 kind = st.pills("Experiment", KINDS, key="experiment", default=KINDS[0], bind="query-params") or KINDS[0]
 has_mlm = "mlm" in info.heads_available
+# before/after attention of every layer is kept (float16) up to 128 tokens; past that it would crowd the cache
 SIDE_BY_SIDE = len(tokens) <= 128
-"""Before/after attention of every layer is kept (float16) up to 128 tokens; past that it would crowd the cache."""
 if not result.mask_positions and has_mlm:
     st.caption("Tip: put `[MASK]` in the text to see how each experiment moves BERT's guess.")
 
