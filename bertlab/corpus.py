@@ -28,10 +28,9 @@ import numpy as np
 import torch
 
 from . import masks
-from .analysis import run_encoder
 from .errors import InputError, TargetNotFoundError
 from .loading import LoadedModel
-from .senses import find_word, lowercases, pca2, pool, token_span, tokenize
+from .senses import find_word, hidden_under_masks, lowercases, pca2, pool, token_span, tokenize
 from .tokens import check_text
 
 COLUMNS = ("word", "sense", "sentence")
@@ -337,16 +336,8 @@ def embed(
         if chars is None:
             raise TargetNotFoundError(f"'{word}' does not occur as a whole word in \"{sentence}\".")
         spans.append(token_span(batch, i, chars))
-    n, length = batch["input_ids"].shape
-    attention_mask = torch.cat([masks.additive(masks.allowed(kind, length, batch["attention_mask"]), loaded.dtype) for kind in mask_types])
-    out = run_encoder(
-        loaded,
-        batch["input_ids"].repeat(len(mask_types), 1),
-        batch.get("token_type_ids", torch.zeros_like(batch["input_ids"])).repeat(len(mask_types), 1),
-        attention_mask,
-        internals=True,
-    )
-    hidden = torch.stack(out.hidden_states, dim=1).float()  # (mask * row, layer + 1, token, hidden)
+    n = batch["input_ids"].shape[0]
+    hidden = hidden_under_masks(loaded, batch, mask_types)  # (mask * row, layer + 1, token, hidden)
     kept = [i for i, span in enumerate(spans) if span is not None]
     result = torch.zeros(len(mask_types), hidden.shape[1], n, hidden.shape[-1])
     if kept:

@@ -87,6 +87,21 @@ def pool(hidden: torch.Tensor, spans: list[tuple[int, int]]) -> torch.Tensor:
     return torch.stack([hidden[i, :, a:b].mean(1) for i, (a, b) in enumerate(spans)])
 
 
+def hidden_under_masks(loaded: LoadedModel, batch, mask_types: tuple[str, ...]) -> torch.Tensor:
+    """Every layer's hidden states (embedding output first) for a padded batch of sentences, repeated once per
+    mask type in one forward pass (mask-major rows; padding keys never seen): (mask · row, layer + 1, token, hidden)."""
+    length = batch["input_ids"].shape[1]
+    attention_mask = torch.cat([masks.additive(masks.allowed(kind, length, batch["attention_mask"]), loaded.dtype) for kind in mask_types])
+    out = run_encoder(
+        loaded,
+        batch["input_ids"].repeat(len(mask_types), 1),
+        batch.get("token_type_ids", torch.zeros_like(batch["input_ids"])).repeat(len(mask_types), 1),
+        attention_mask,
+        internals=True,
+    )
+    return torch.stack(out.hidden_states, dim=1).float()
+
+
 def senses(
     loaded: LoadedModel, target: str, sentences: list[str], mask_types: tuple[str, ...] = masks.MASK_TYPES
 ) -> Senses:
@@ -114,17 +129,8 @@ def senses(
         spans.append(span)
         pieces.append(tokenizer.convert_ids_to_tokens(batch["input_ids"][i, span[0] : span[1]].tolist()))
 
-    n, length = batch["input_ids"].shape
-    valid = batch["attention_mask"]
-    attention_mask = torch.cat([masks.additive(masks.allowed(kind, length, valid), loaded.dtype) for kind in mask_types])
-    out = run_encoder(
-        loaded,
-        batch["input_ids"].repeat(len(mask_types), 1),
-        batch.get("token_type_ids", torch.zeros_like(batch["input_ids"])).repeat(len(mask_types), 1),
-        attention_mask,
-        internals=True,
-    )
-    hidden = torch.stack(out.hidden_states, dim=1).float()  # (mask * sentence, layer + 1, token, hidden)
+    n = batch["input_ids"].shape[0]
+    hidden = hidden_under_masks(loaded, batch, mask_types)  # (mask * sentence, layer + 1, token, hidden)
     pooled = pool(hidden, spans * len(mask_types))
     pooled = pooled.view(len(mask_types), n, hidden.shape[1], -1).transpose(1, 2)  # (mask, layer + 1, sentence, hidden)
 
