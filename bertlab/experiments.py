@@ -154,6 +154,15 @@ def ablate(
     return compare(loaded, encoding, interventions, kind="ablate", what=what, top_k=top_k, attentions=attentions)
 
 
+def ablate_senses(loaded: LoadedModel, target: str, sentences: list[str], heads: Sequence[tuple[int, int]], mode: str = "zero"):
+    """The word-sense comparison with heads removed (every sentence, both masks, in one pass): compare its
+    similarities with `senses()` of the same sentences."""
+    from .senses import senses
+
+    by_layer = _heads_by_layer(loaded, heads)
+    return senses(loaded, target, sentences, interventions=[hooks.ablate_heads(layer, hs, mode) for layer, hs in sorted(by_layer.items())])
+
+
 def knockout(
     loaded: LoadedModel, encoding: Encoding, edges: Sequence[tuple[int, int]], layers: Iterable[int] | None = None, *,
     top_k: int = 5, attentions: bool = False,

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
 
-from . import masks
-from .analysis import run_encoder
+from . import hooks, masks
 from .metrics import cosine_matrix
 from .errors import InputError, TargetNotFoundError
 from .loading import LoadedModel
@@ -87,25 +87,28 @@ def pool(hidden: torch.Tensor, spans: list[tuple[int, int]]) -> torch.Tensor:
     return torch.stack([hidden[i, :, a:b].mean(1) for i, (a, b) in enumerate(spans)])
 
 
-def hidden_under_masks(loaded: LoadedModel, batch, mask_types: tuple[str, ...]) -> torch.Tensor:
+def hidden_under_masks(loaded: LoadedModel, batch, mask_types: tuple[str, ...], interventions: Sequence = ()) -> torch.Tensor:
     """Every layer's hidden states (embedding output first) for a padded batch of sentences, repeated once per
     mask type in one forward pass (mask-major rows; padding keys never seen): (mask · row, layer + 1, token, hidden)."""
     length = batch["input_ids"].shape[1]
     attention_mask = torch.cat([masks.additive(masks.allowed(kind, length, batch["attention_mask"]), loaded.dtype) for kind in mask_types])
-    out = run_encoder(
+    out, _ = hooks.run(
         loaded,
         batch["input_ids"].repeat(len(mask_types), 1),
         batch.get("token_type_ids", torch.zeros_like(batch["input_ids"])).repeat(len(mask_types), 1),
         attention_mask,
+        interventions=interventions,
         internals=True,
     )
     return torch.stack(out.hidden_states, dim=1).float()
 
 
 def senses(
-    loaded: LoadedModel, target: str, sentences: list[str], mask_types: tuple[str, ...] = masks.MASK_TYPES
+    loaded: LoadedModel, target: str, sentences: list[str], mask_types: tuple[str, ...] = masks.MASK_TYPES,
+    interventions: Sequence = (),
 ) -> Senses:
-    """Vectors of `target` at every layer in every sentence, and how similar they are."""
+    """Vectors of `target` at every layer in every sentence, and how similar they are (with `interventions`,
+    bertlab.hooks edits applied to every row: the same comparison with heads removed, say)."""
     target = check_text(target, "The target word").strip()
     sentences = [s for s in (s.strip() for s in sentences) if s]
     if len(sentences) < 2:
@@ -130,7 +133,7 @@ def senses(
         pieces.append(tokenizer.convert_ids_to_tokens(batch["input_ids"][i, span[0] : span[1]].tolist()))
 
     n = batch["input_ids"].shape[0]
-    hidden = hidden_under_masks(loaded, batch, mask_types)  # (mask * sentence, layer + 1, token, hidden)
+    hidden = hidden_under_masks(loaded, batch, mask_types, interventions)  # (mask * sentence, layer + 1, token, hidden)
     pooled = pool(hidden, spans * len(mask_types))
     pooled = pooled.view(len(mask_types), n, hidden.shape[1], -1).transpose(1, 2)  # (mask, layer + 1, sentence, hidden)
 

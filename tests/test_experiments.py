@@ -198,3 +198,31 @@ def test_experiments_page(tiny_bert_dir, experiment, extra):
     assert expected in specs
     if experiment == "Attribution":
         assert any("Completeness" in c.value for c in at.caption)
+
+
+def test_word_sense_before_and_after_removing_heads(tiny_bert):
+    sentences = ["i went to the bank to deposit money .", "the river bank was scenic ."]
+    plain = bertlab.senses(tiny_bert, "bank", sentences)
+    same = experiments.ablate_senses(tiny_bert, "bank", sentences, [])
+    for kind in plain.similarity:
+        np.testing.assert_array_equal(same.similarity[kind], plain.similarity[kind])
+    after = experiments.ablate_senses(tiny_bert, "bank", sentences, [(1, 0), (1, 3)])
+    for kind in plain.similarity:
+        np.testing.assert_allclose(after.vectors[kind][:2], plain.vectors[kind][:2], rtol=0, atol=1e-6)  # before layer 1 acts
+        assert not np.allclose(after.vectors[kind][2], plain.vectors[kind][2])
+
+
+def test_word_sense_page_experiment(tiny_bert_dir):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=120)
+    for key, value in dict(model=str(tiny_bert_dir), device="cpu", text="a cat .", pair="", target="bank",
+                           sentences="i went to the bank .\nthe river bank was red .", sense_heads=["1.0"]).items():
+        at.session_state[key] = value
+    at.run()
+    at.switch_page("views/word_sense.py")
+    at.run()
+    assert not at.exception and not at.error, [*at.exception, *at.error]
+    assert any("with 1 head(s) removed" in c.value for c in at.caption)

@@ -1,7 +1,7 @@
 import streamlit as st
 
 import lab_ui
-from bertlab import InputError, figures
+from bertlab import InputError, experiments, figures
 from bertlab import corpus as corpora
 
 SENSE_PRESETS = {
@@ -57,6 +57,21 @@ n = len(result.sentences)
 i = c1.selectbox("Compare sentence", range(n), format_func=lambda k: f"S{k + 1}", key="pair_i")
 j = c2.selectbox("with sentence", range(n), index=min(1, n - 1), format_func=lambda k: f"S{k + 1}", key="pair_j")
 lab_ui.chart(figures.similarity_by_layer(result, i, j), key="by_layer")
+info = loaded.info
+with st.expander("Experiment: remove heads and see how the senses move"):
+    chosen = st.multiselect("Heads to remove (layer.head)", [f"{l}.{h}" for l in range(info.layers) for h in range(info.heads)],
+                            key="sense_heads", bind="query-params", placeholder="e.g. 3.5")
+    if chosen:
+        heads = [tuple(int(x) for x in h.split(".")) for h in chosen]
+        after = lab_ui.compute(loaded, "ablate_senses", (target, tuple(sentences.splitlines()), tuple(heads)),
+                               lambda: experiments.ablate_senses(loaded, target, sentences.splitlines(), heads))
+        before_col, after_col = st.columns(2)
+        with before_col:
+            lab_ui.chart(figures.similarity_heatmap(result, "bidirectional", layer), key="sim_before")
+        with after_col:
+            lab_ui.chart(figures.similarity_heatmap(after, "bidirectional", layer), key="sim_after")
+        st.caption(f"Left: as BERT computes it; right: with {len(heads)} head(s) removed ({names[layer]}, bidirectional). "
+                   f"Largest change in any cosine here: {abs(after.similarity['bidirectional'][layer] - result.similarity['bidirectional'][layer]).max():.3f}.")
 
 # --- over a corpus ---------------------------------------------------------------------------------
 
