@@ -20,7 +20,7 @@ from .metrics import HEAD_STATS, head_statistics, rollout
 from .tokens import Encoding, Token, encode
 from .transfer import to_host
 
-__all__ = ["HEAD_STATS", "Analysis", "Embeddings", "MaskRun", "Prediction", "analyze", "analyze_encoding", "run_encoder"]
+__all__ = ["HEAD_STATS", "Analysis", "Embeddings", "MaskRun", "Prediction", "analyze", "analyze_encoding"]
 
 
 @dataclass(frozen=True)
@@ -278,19 +278,6 @@ class Analysis:
         }
 
 
-def run_encoder(
-    loaded: LoadedModel,
-    input_ids: torch.Tensor,
-    token_type_ids: torch.Tensor | None,
-    attention_mask: torch.Tensor,
-    *,
-    internals: bool = True,
-):
-    """One forward pass of the encoder with the model's own attentions and hidden states (see `hooks.run`)."""
-    out, _ = hooks.run(loaded, input_ids, token_type_ids, attention_mask, internals=internals)
-    return out
-
-
 def analyze(
     loaded: LoadedModel,
     text: str,
@@ -311,11 +298,8 @@ def analyze_encoding(
     input_ids = encoding.input_ids.expand(batch, -1)
     token_type_ids = encoding.token_type_ids.expand(batch, -1)
     attention_mask = masks.stacked(mask_types, length, loaded.dtype)
-    parts = [name for name in hooks.EMBED_POINTS if name != "embed.out"]
-    out, cache = hooks.run(
-        loaded, input_ids, token_type_ids, attention_mask,
-        capture=[p for p in parts if p != "embed.segment" or loaded.info.has_segments], internals=True,
-    )
+    lookups = [name for name in hooks.embedding_modules(loaded) if name != "embed.out"]  # the model's own parts
+    out, cache = hooks.run(loaded, input_ids, token_type_ids, attention_mask, capture=lookups, internals=True)
 
     # The big tensors stay on the model's device; only statistics, top-k and the embedding check come to
     # the host here (see MaskRun). Stacked once so each run holds one tensor (a view of the batch).

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import masks
-from .analysis import Analysis, Prediction, _top_predictions, analyze, run_encoder
+from . import hooks, masks
+from .analysis import Analysis, Prediction, _top_predictions, analyze
 from .errors import InputError, NoMaskError
 from .loading import LoadedModel
 from .tokens import Encoding
@@ -63,12 +63,11 @@ def mask_each_token(
         chunk = torch.tensor(positions[start : start + batch_size])
         rows = ids.repeat(len(chunk), 1)
         rows[torch.arange(len(chunk)), chunk] = loaded.tokenizer.mask_token_id
-        out = run_encoder(
+        out, _ = hooks.run(
             loaded,
             rows,
             encoding.token_type_ids.expand(len(chunk), -1),
             masks.additive(masks.allowed(kind, length), loaded.dtype).expand(len(chunk), -1, -1, -1),
-            internals=False,
         )
         hidden = out.last_hidden_state[torch.arange(len(chunk)), chunk.to(loaded.device)]
         with torch.inference_mode():
