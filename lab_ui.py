@@ -419,6 +419,11 @@ TOUCH_CSS = """<style>
 /* Pills and segmented controls scroll sideways, unmarked, when they do not fit (the Attention page's View on a
    phone hid Statistics and Rollout): wrap them onto a second line instead. */
 [data-testid=stButtonGroup] > div:has(> button) { flex-wrap: wrap !important; overflow-x: visible !important; row-gap: 0.4rem; }
+/* A token axis with many labels (chart(), DENSE_LABELS) keeps one label in three on a phone-sized screen: the
+   server cannot know the width, and plotly never thins labels given as an array. */
+@media (max-width: 640px) {
+  [class*="st-key-dense_"] .xaxislayer-above > g:not(:nth-child(3n+1)) { display: none; }
+}
 </style>"""
 
 
@@ -431,8 +436,24 @@ def _fit_title(fig) -> None:
         fig.update_layout(title_automargin=True, title_yref="paper")
 
 
+DENSE_LABELS = 16
+"""A chart with more token labels than this on an x axis is marked dense: a phone shows a third of them."""
+
+
+def _dense(fig) -> bool:
+    return any(len(axis.tickvals or ()) > DENSE_LABELS for axis in fig.select_xaxes())
+
+
 def chart(fig, key: str) -> None:
     """A plotly chart with PNG and SVG downloads (plotly's own toolbar, no server round trip) and HTML on demand."""
+    if _dense(fig):
+        with st.container(key=f"dense_{key}"):
+            _chart(fig, key)
+    else:
+        _chart(fig, key)
+
+
+def _chart(fig, key: str) -> None:
     _fit_title(fig)
     if presenting():
         fig.update_layout(font=dict(size=20, color="#000"), title_font_size=26)
@@ -472,14 +493,40 @@ def token_labels(tokens) -> list[str]:
     return [t.text if counts[t.text] == 1 else f"{t.text} ({t.position})" for t in tokens]
 
 
-def token_picker(label: str, tokens, key: str, default: int = 1, help: str | None = None) -> int:
-    """Tap a token (pills wrap on a phone); bound to the URL by the token's label."""
+def token_picker(label: str, tokens, key: str, default: int = 1, help: str | None = None,
+                 window: slice | None = None) -> int:
+    """Tap a token (pills wrap on a phone); bound to the URL by the token's label. With a window, only its
+    tokens are offered (512 pills would fill a phone's screen many times over)."""
     labels = token_labels(tokens)
-    if not isinstance(st.session_state.get(key, 0), int) or st.session_state.get(key, 0) >= len(tokens):
+    offered = list(range(len(tokens)))[window or slice(None)]
+    if st.session_state.get(key, offered[0]) not in offered:
         st.session_state.pop(key, None)
-    chosen = st.pills(label, list(range(len(tokens))), key=key, default=min(default, len(tokens) - 1),
+    chosen = st.pills(label, offered, key=key, default=min(max(default, offered[0]), offered[-1]),
                       format_func=labels.__getitem__, bind="query-params", help=help)
-    return 0 if chosen is None else int(chosen)
+    return offered[0] if chosen is None else int(chosen)
+
+
+WINDOW_TOKENS = 40
+"""Past this many tokens, pages draw a window of positions: 512 token labels on one axis cannot be read (nor
+tapped), and a 512 × 512 heatmap is 262,144 cells to send to a phone."""
+
+
+def token_window(tokens) -> slice | None:
+    """A 'Positions shown' range slider (in the URL as ?positions=) when the text is longer than
+    WINDOW_TOKENS; None (every token) otherwise. Every position is still computed; only the charts zoom."""
+    n = len(tokens)
+    if n <= WINDOW_TOKENS:
+        return None
+    value = st.session_state.get("positions")
+    if value is not None and not (isinstance(value, (tuple, list)) and len(value) == 2 and 0 <= value[0] <= value[1] < n):
+        del st.session_state["positions"]  # a window left over from a longer text: back to the first positions
+    start, end = st.slider(
+        "Positions shown", 0, n - 1, (0, WINDOW_TOKENS - 1), key="positions", bind="query-params",
+        help=f"The text has {n} tokens; a chart labels at most {WINDOW_TOKENS} of them readably. Drag either end to "
+             "move or widen the window: every position was computed, only the charts zoom.",
+    )
+    st.caption(f"The charts below show positions {start}–{end} of {n} tokens.")
+    return slice(start, end + 1)
 
 
 def corpus_index(loaded: bertlab.LoadedModel, corpus: Corpus) -> CorpusIndex:

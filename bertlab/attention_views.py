@@ -138,6 +138,9 @@ def _placeholders(layers: int, heads: int, length: int, shown: list[int]) -> tup
     return tensors, zero[0].tolist()
 
 
+LAYER_MENU = 'Layer: <select id="layer"></select>'
+
+
 def head_view(tokens: Sequence[Token], attentions: np.ndarray, layer: int = 0) -> str:
     """bertviz's head view of one layer as a self-contained HTML string (attentions: layer, head, query, key)."""
     from bertviz import head_view as bertviz_head_view
@@ -152,6 +155,9 @@ def head_view(tokens: Sequence[Token], attentions: np.ndarray, layer: int = 0) -
     html = bertviz_head_view(
         attention=tensors, tokens=[t.text for t in tokens], layer=layer, include_layers=[layer], html_action="return"
     ).data
+    # One layer is sent, so bertviz's layer menu would offer one choice beside the page's own layer control:
+    # keep the element (its script reads it), hidden.
+    html = html.replace(LAYER_MENU, '<span hidden>Layer: <select id="layer"></select></span>', 1)
     return _offline(_compact(_tokens_stay_in_script(html, tokens), [placeholder], attentions[layer : layer + 1]))
 
 

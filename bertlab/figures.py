@@ -24,6 +24,12 @@ SEGMENT_COLOURS = ("#2563eb", "#ea580c")
 MASK_COLOURS = {"bidirectional": "#2563eb", "causal": "#dc2626"}
 HEAT = "Blues"
 HOVER_TOKENS = 96
+TICK_LABELS = 40
+"""At most this many token labels on an axis: past it every n-th token is labelled, with its position."""
+
+Window = slice
+"""The positions a chart shows (`slice(start, stop)`; None: every token). Charts keep the real positions on
+their axes, so position 130 is labelled 130 in a window too; at 512 tokens a window keeps labels readable."""
 
 
 def _pieces(tokens: Sequence[Token]) -> list[str]:
@@ -31,13 +37,19 @@ def _pieces(tokens: Sequence[Token]) -> list[str]:
     return [html.escape(t.text) for t in tokens]
 
 
+def _positions(tokens: Sequence[Token]) -> list[int]:
+    return [t.position for t in tokens]
+
+
 def _token_axis(fig: go.Figure, tokens: Sequence[Token], axis: str, row: int | None = None, col: int | None = None) -> None:
-    """Positions as values, pieces as tick labels: duplicates stay distinct."""
-    show_every = max(1, len(tokens) // 64)
+    """Positions as values, pieces as tick labels: duplicates stay distinct. Past TICK_LABELS tokens only every
+    n-th is labelled, "piece · position", so a thinned axis still says where it is."""
+    show_every = -(-len(tokens) // TICK_LABELS)
+    shown = list(tokens)[::show_every]
     ticks = dict(
         tickmode="array",
-        tickvals=list(range(0, len(tokens), show_every)),
-        ticktext=_pieces(tokens)[::show_every],
+        tickvals=_positions(shown),
+        ticktext=_pieces(shown) if show_every == 1 else [f"{p} · {t.position}" for p, t in zip(_pieces(shown), shown)],
     )
     if axis == "x":
         fig.update_xaxes(**ticks, tickangle=-60, row=row, col=col)
@@ -45,22 +57,28 @@ def _token_axis(fig: go.Figure, tokens: Sequence[Token], axis: str, row: int | N
         fig.update_yaxes(**ticks, autorange="reversed", row=row, col=col)
 
 
-def attention_heatmap(tokens: Sequence[Token], weights: np.ndarray, title: str = "", zmax: float | None = 1.0) -> go.Figure:
-    """One head's (query, key) attention, queries down, keys across."""
-    pieces = _pieces(tokens)
+def attention_heatmap(tokens: Sequence[Token], weights: np.ndarray, title: str = "", zmax: float | None = 1.0,
+                      window: Window | None = None) -> go.Figure:
+    """One head's (query, key) attention, queries down, keys across; with a window, the queries and keys of
+    those positions only (so a row need not sum to 1 inside it)."""
+    w = window or slice(None)
+    tokens = list(tokens)[w]
+    weights = np.asarray(weights)[w, w]
+    pieces, positions = _pieces(tokens), _positions(tokens)
     # Token names in the hover cost a string per cell; past HOVER_TOKENS the hover shows positions only.
     labelled = len(tokens) <= HOVER_TOKENS
-    hover = [[f"{pieces[q]} [{q}] → {pieces[k]} [{k}]" for k in range(len(pieces))] for q in range(len(pieces))] if labelled else None
+    hover = [[f"{pieces[q]} [{positions[q]}] → {pieces[k]} [{positions[k]}]" for k in range(len(pieces))] for q in range(len(pieces))] if labelled else None
     fig = go.Figure(
         go.Heatmap(
             z=np.asarray(weights, dtype=np.float32),
-            x=list(range(len(tokens))),
-            y=list(range(len(tokens))),
+            x=positions,
+            y=positions,
             text=hover,
             hovertemplate=("%{text}" if labelled else "query %{y} → key %{x}") + "<br>weight %{z:.3f}<extra></extra>",
             colorscale=HEAT,
             zmin=0,
             zmax=zmax,
+            colorbar=dict(thickness=12),  # the default 30 px is a tenth of a phone's chart
         )
     )
     _token_axis(fig, tokens, "x")
@@ -70,9 +88,9 @@ def attention_heatmap(tokens: Sequence[Token], weights: np.ndarray, title: str =
     return fig
 
 
-def mask_matrix(tokens: Sequence[Token], allowed: np.ndarray, kind: str) -> go.Figure:
+def mask_matrix(tokens: Sequence[Token], allowed: np.ndarray, kind: str, window: Window | None = None) -> go.Figure:
     """The mask itself: which key each query may see."""
-    fig = attention_heatmap(tokens, allowed.astype(float), title=f"{kind} mask: may query attend to key?")
+    fig = attention_heatmap(tokens, allowed.astype(float), title=f"{kind} mask: may query attend to key?", window=window)
     fig.update_traces(colorscale=[[0, "#f3f4f6"], [1, MASK_COLOURS.get(kind, "#2563eb")]], showscale=False)
     return fig
 
@@ -109,12 +127,16 @@ STAT_NAMES = {
     "self": "attention mass on the token itself",
     "distance": "mean signed distance to attended tokens",
 }
+STAT_SHORT = {"entropy": "entropy", "cls": "on [CLS]", "sep": "on [SEP]", "self": "on itself", "distance": "mean distance"}
+"""Labels that fit a fifth of a laptop's width (a metric's label is cut, not wrapped); the full name is its help."""
 
 
-def embeddings_heatmaps(tokens: Sequence[Token], e: Embeddings) -> go.Figure:
+def embeddings_heatmaps(tokens: Sequence[Token], e: Embeddings, window: Window | None = None) -> go.Figure:
     """token + segment + position = sum → LayerNorm, as strips over the hidden dimensions."""
+    w = window or slice(None)
+    tokens = list(tokens)[w]
     parts = [("token", e.token), ("segment", e.segment), ("position", e.position), ("sum", e.sum), ("LayerNorm(sum)", e.layernorm)]
-    parts = [(name, value) for name, value in parts if value is not None]
+    parts = [(name, value[w]) for name, value in parts if value is not None]
     fig = make_subplots(rows=len(parts), cols=1, shared_xaxes=True, vertical_spacing=0.03, subplot_titles=[p[0] for p in parts])
     for i, (name, value) in enumerate(parts, start=1):
         limit = float(np.abs(value).max()) or 1.0
@@ -122,7 +144,7 @@ def embeddings_heatmaps(tokens: Sequence[Token], e: Embeddings) -> go.Figure:
             go.Heatmap(
                 z=value,
                 x=list(range(value.shape[1])),
-                y=list(range(len(tokens))),
+                y=_positions(tokens),
                 colorscale="RdBu",
                 zmid=0,
                 zmin=-limit,
@@ -139,20 +161,23 @@ def embeddings_heatmaps(tokens: Sequence[Token], e: Embeddings) -> go.Figure:
     return fig
 
 
-def embedding_norms(tokens: Sequence[Token], e: Embeddings) -> go.Figure:
+def embedding_norms(tokens: Sequence[Token], e: Embeddings, window: Window | None = None) -> go.Figure:
     """How large each part is per token: position and segment are not small corrections."""
+    w = window or slice(None)
+    tokens = list(tokens)[w]
     fig = go.Figure()
-    x = list(range(len(tokens)))
+    x = _positions(tokens)
     for name, value in (("token", e.token), ("segment", e.segment), ("position", e.position), ("sum", e.sum), ("LayerNorm(sum)", e.layernorm)):
         if value is not None:
-            fig.add_bar(name=name, x=x, y=np.linalg.norm(value, axis=-1), hovertemplate=name + " ‖·‖ = %{y:.2f}<extra></extra>")
+            fig.add_bar(name=name, x=x, y=np.linalg.norm(value[w], axis=-1), hovertemplate=name + " ‖·‖ = %{y:.2f}<extra></extra>")
     _token_axis(fig, tokens, "x")
     fig.update_layout(barmode="group", title="vector norm per token", height=360, margin=dict(l=10, r=10, t=40, b=10), yaxis_title="L2 norm")
     return fig
 
 
-def rollout_heatmap(tokens: Sequence[Token], run: MaskRun, layer: int) -> go.Figure:
-    return attention_heatmap(tokens, run.rollout_at(layer), title=f"attention rollout through layer {layer} ({run.kind})", zmax=None)
+def rollout_heatmap(tokens: Sequence[Token], run: MaskRun, layer: int, window: Window | None = None) -> go.Figure:
+    return attention_heatmap(tokens, run.rollout_at(layer), title=f"attention rollout through layer {layer} ({run.kind})", zmax=None,
+                             window=window)
 
 
 STEP_TITLES = {
@@ -164,23 +189,25 @@ STEP_TITLES = {
 DIVERGING = "RdBu_r"  # positive = red, negative = blue
 
 
-def head_vectors(tokens: Sequence[Token], steps: HeadSteps) -> go.Figure:
+def head_vectors(tokens: Sequence[Token], steps: HeadSteps, window: Window | None = None) -> go.Figure:
     """bertviz's neuron view from the checkpoint's own numbers: the query q over every key k, and q ⊙ k,
-    whose row sums are the scores; dimensions across, aligned column by column."""
-    n, d = steps.k.shape
+    whose row sums are the scores; dimensions across, aligned column by column (keys in the window only)."""
+    w = window or slice(None)
+    tokens = list(tokens)[w]
+    keys, qk = steps.k[w], steps.qk[w]
+    n = len(tokens)
     fig = make_subplots(
         rows=2, cols=2, row_heights=[0.1, 0.9], vertical_spacing=0.14, horizontal_spacing=0.08,
         subplot_titles=(f"q: the query of “{html.escape(steps.tokens[steps.query])}”", "q", "k: every key", "q ⊙ k (each row sums to q·k)"),
     )
-    scale = float(max(np.abs(steps.k).max(), np.abs(steps.q).max(), 1e-6))
-    qk = steps.qk
+    scale = float(max(np.abs(keys).max(), np.abs(steps.q).max(), 1e-6))
     for col in (1, 2):
         fig.add_heatmap(z=steps.q[None, :], colorscale=DIVERGING, zmid=0, zmin=-scale, zmax=scale, showscale=False,
                         hovertemplate="dim %{x}: %{z:.3f}<extra>q</extra>", row=1, col=col)
-    fig.add_heatmap(z=steps.k, y=list(range(n)), colorscale=DIVERGING, zmid=0, zmin=-scale, zmax=scale, showscale=False,
+    fig.add_heatmap(z=keys, y=_positions(tokens), colorscale=DIVERGING, zmid=0, zmin=-scale, zmax=scale, showscale=False,
                     hovertemplate="key %{y}, dim %{x}: %{z:.3f}<extra>k</extra>", row=2, col=1)
     bound = float(np.abs(qk).max()) or 1.0
-    fig.add_heatmap(z=qk, y=list(range(n)), colorscale=DIVERGING, zmid=0, zmin=-bound, zmax=bound,
+    fig.add_heatmap(z=qk, y=_positions(tokens), colorscale=DIVERGING, zmid=0, zmin=-bound, zmax=bound,
                     colorbar=dict(title="q⊙k", len=0.8, y=0.42),
                     hovertemplate="key %{y}, dim %{x}: %{z:.3f}<extra>q⊙k</extra>", row=2, col=2)
     for col in (1, 2):
@@ -192,18 +219,19 @@ def head_vectors(tokens: Sequence[Token], steps: HeadSteps) -> go.Figure:
     return fig
 
 
-def head_steps_chart(tokens: Sequence[Token], steps: HeadSteps) -> go.Figure:
-    """The four steps from scores to weights, one strip of bars per step, keys across. Blocked keys are
-    marked ✕ and get exactly 0 weight."""
-    n = len(tokens)
+def head_steps_chart(tokens: Sequence[Token], steps: HeadSteps, window: Window | None = None) -> go.Figure:
+    """The four steps from scores to weights, one strip of bars per step, keys across (those in the window).
+    Blocked keys are marked ✕ and get exactly 0 weight."""
+    w = window or slice(None)
+    tokens = list(tokens)[w]
     fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.07, subplot_titles=list(STEP_TITLES.values()))
     colour = MASK_COLOURS.get(steps.mask, "#2563eb")
-    blocked = steps.blocked
+    blocked = steps.blocked[w]
     for row, name in enumerate(STEP_TITLES, start=1):
-        values = steps.weights if name == "weights" else (steps.scores if name == "scores" else steps.scaled)
+        values = (steps.weights if name == "weights" else (steps.scores if name == "scores" else steps.scaled))[w]
         shown = np.where(blocked, 0.0, values) if name == "masked" else values
         colours = ["#d1d5db" if b and name in ("masked", "weights") else colour for b in blocked]
-        fig.add_bar(x=list(range(n)), y=shown, marker_color=colours, showlegend=False,
+        fig.add_bar(x=_positions(tokens), y=shown, marker_color=colours, showlegend=False,
                     text=["✕" if b and name == "masked" else "" for b in blocked], textposition="outside",
                     hovertemplate="key %{x}: %{y:.4f}<extra>" + name + "</extra>", row=row, col=1)
     fig.update_yaxes(range=[0, 1], row=4, col=1)
@@ -213,10 +241,12 @@ def head_steps_chart(tokens: Sequence[Token], steps: HeadSteps) -> go.Figure:
     return fig
 
 
-def value_mixture(tokens: Sequence[Token], steps: HeadSteps) -> go.Figure:
-    """weight × value for every key, and their sum: the head's output for the query."""
-    z = np.vstack([steps.mixture, steps.output[None, :]])
-    labels = [f"{html.escape(t)} × {w:.2f}" for t, w in zip(steps.tokens, steps.weights)] + ["= output"]
+def value_mixture(tokens: Sequence[Token], steps: HeadSteps, window: Window | None = None) -> go.Figure:
+    """weight × value for every key (those in the window), and their sum over every key: the head's output for
+    the query."""
+    w = window or slice(None)
+    z = np.vstack([steps.mixture[w], steps.output[None, :]])
+    labels = [f"{html.escape(t)} × {weight:.2f}" for t, weight in zip(steps.tokens[w], steps.weights[w])] + ["= output"]
     bound = float(np.abs(z).max()) or 1.0
     fig = go.Figure(go.Heatmap(z=z, y=list(range(len(labels))), colorscale=DIVERGING, zmid=0, zmin=-bound, zmax=bound,
                                hovertemplate="%{y}, dim %{x}: %{z:.3f}<extra></extra>"))
@@ -226,16 +256,18 @@ def value_mixture(tokens: Sequence[Token], steps: HeadSteps) -> go.Figure:
     return fig
 
 
-def query_key_projection(steps: HeadSteps) -> go.Figure:
+def query_key_projection(steps: HeadSteps, window: Window | None = None) -> go.Figure:
     """Every token's query and key of this head on one plane (PCA of both together): a query lands near
-    the keys whose dot product with it is large."""
+    the keys whose dot product with it is large. Only the keys in the window are named."""
     xy = steps.projection()
     n = len(steps.tokens)
     labels = [html.escape(t) for t in steps.tokens]
+    named = set(range(n)[window or slice(None)])
     fig = go.Figure()
-    fig.add_scatter(x=xy[n:, 0], y=xy[n:, 1], mode="markers+text", text=labels, textposition="top center", name="keys",
+    fig.add_scatter(x=xy[n:, 0], y=xy[n:, 1], mode="markers+text", text=[l if i in named else "" for i, l in enumerate(labels)],
+                    hovertext=labels, textposition="top center", name="keys",
                     marker=dict(size=9 + 30 * steps.weights, color="#ea580c", symbol="diamond"),
-                    hovertemplate="key %{text}<extra></extra>")
+                    hovertemplate="key %{hovertext}<extra></extra>")
     fig.add_scatter(x=xy[:n, 0], y=xy[:n, 1], mode="markers", text=labels, name="queries", marker=dict(size=7, color="#93c5fd"),
                     hovertemplate="query %{text}<extra></extra>")
     fig.add_scatter(x=[xy[steps.query, 0]], y=[xy[steps.query, 1]], mode="markers+text", text=[labels[steps.query]], name="this query",
@@ -267,13 +299,15 @@ def sublayer_norms(norms: dict[str, np.ndarray], token: int, label: str) -> go.F
     return fig
 
 
-def sublayer_shares(tokens: Sequence[Token], shares: dict[str, np.ndarray]) -> go.Figure:
+def sublayer_shares(tokens: Sequence[Token], shares: dict[str, np.ndarray], window: Window | None = None) -> go.Figure:
     """Layer × token: how large each sublayer's update is next to the stream it is added to."""
+    w = window or slice(None)
+    tokens = list(tokens)[w]
     fig = make_subplots(rows=1, cols=2, subplot_titles=("attention: ‖A‖ / (‖A‖ + ‖x‖)", "feed-forward: ‖F‖ / (‖F‖ + ‖h‖)"),
                         horizontal_spacing=0.08)
     for col, name in enumerate(("attention", "ffn"), start=1):
-        z = shares[name]
-        fig.add_heatmap(z=z, x=list(range(len(tokens))), y=list(range(z.shape[0])), colorscale="Purples", zmin=0, zmax=1,
+        z = shares[name][:, w]
+        fig.add_heatmap(z=z, x=_positions(tokens), y=list(range(z.shape[0])), colorscale="Purples", zmin=0, zmax=1,
                         showscale=col == 2, hovertemplate="layer %{y}, token %{x}: %{z:.3f}<extra></extra>", row=1, col=col)
         _token_axis(fig, tokens, "x", row=1, col=col)
         fig.update_yaxes(title_text="layer" if col == 1 else None, autorange="reversed", dtick=1, row=1, col=col)
@@ -281,9 +315,11 @@ def sublayer_shares(tokens: Sequence[Token], shares: dict[str, np.ndarray]) -> g
     return fig
 
 
-def neuron_bars(tokens: Sequence[Token], activation: np.ndarray, layer: int, neuron: int) -> go.Figure:
-    """One feed-forward neuron's activation (after GELU) on every token of the text."""
-    fig = go.Figure(go.Bar(x=list(range(len(tokens))), y=activation, marker_color="#7c3aed",
+def neuron_bars(tokens: Sequence[Token], activation: np.ndarray, layer: int, neuron: int, window: Window | None = None) -> go.Figure:
+    """One feed-forward neuron's activation (after GELU) on every token of the text (in the window)."""
+    w = window or slice(None)
+    tokens = list(tokens)[w]
+    fig = go.Figure(go.Bar(x=_positions(tokens), y=np.asarray(activation)[w], marker_color="#7c3aed",
                            hovertemplate="token %{x}: %{y:.3f}<extra></extra>"))
     _token_axis(fig, tokens, "x")
     fig.update_layout(title=f"layer {layer}, neuron {neuron}: which tokens activate it", yaxis_title="activation (after GELU)",
@@ -308,19 +344,21 @@ def head_grid(layers: int, heads: int, selected: Sequence[tuple[int, int]], valu
     return fig
 
 
-def change_heatmap(tokens: Sequence[Token], cosine: np.ndarray, title: str) -> go.Figure:
+def change_heatmap(tokens: Sequence[Token], cosine: np.ndarray, title: str, window: Window | None = None) -> go.Figure:
     """1 − cosine(before, after) per layer (0 = embeddings) and token: where an experiment changed the stream."""
-    return _layer_token_heatmap(tokens, 1 - np.asarray(cosine, dtype=np.float32), 0, "Reds", title, "layer (0 = embeddings)")
+    return _layer_token_heatmap(tokens, 1 - np.asarray(cosine, dtype=np.float32), 0, "Reds", title, "layer (0 = embeddings)", window)
 
 
-def attribution_chart(tokens: Sequence[Token], rows: dict[str, np.ndarray], title: str) -> go.Figure:
-    """Strips of bars over the input tokens, one per explanation (attribution, attention row, rollout row), so
-    a learner sees where they agree and where they do not. Each strip is scaled to its own largest |value|."""
+def attribution_chart(tokens: Sequence[Token], rows: dict[str, np.ndarray], title: str, window: Window | None = None) -> go.Figure:
+    """Strips of bars over the input tokens (in the window), one per explanation (attribution, attention row,
+    rollout row), so a learner sees where they agree and where they do not."""
+    w = window or slice(None)
+    tokens = list(tokens)[w]
     fig = make_subplots(rows=len(rows), cols=1, shared_xaxes=True, vertical_spacing=0.08, subplot_titles=list(rows))
     colours = ("#7c3aed", "#2563eb", "#0891b2", "#ea580c")
     for row, (name, values) in enumerate(rows.items(), start=1):
-        values = np.asarray(values, dtype=np.float32)
-        fig.add_bar(x=list(range(len(tokens))), y=values, marker_color=colours[(row - 1) % len(colours)], showlegend=False,
+        values = np.asarray(values, dtype=np.float32)[w]
+        fig.add_bar(x=_positions(tokens), y=values, marker_color=colours[(row - 1) % len(colours)], showlegend=False,
                     hovertemplate="token %{x}: %{y:.4f}<extra>" + html.escape(name) + "</extra>", row=row, col=1)
     _token_axis(fig, tokens, "x", row=len(rows), col=1)
     fig.update_layout(title=title, height=140 + 150 * len(rows), margin=dict(l=10, r=10, t=80, b=10), title_y=0.99, title_yanchor="top")
@@ -347,20 +385,26 @@ def prediction_bars(predictions: dict[str, list[Prediction]], title: str) -> go.
     return fig
 
 
-def mask_each_chart(tokens: Sequence[Token], each: MaskEach) -> go.Figure:
-    """log P(token | rest) for each token masked alone: which words are predictable from context?"""
-    pieces = [html.escape(tokens[p].text) for p in each.positions]
+def mask_each_chart(tokens: Sequence[Token], each: MaskEach, window: Window | None = None) -> go.Figure:
+    """log P(token | rest) for each token masked alone (those in the window): which words are predictable
+    from context? The title's totals are over the whole text."""
+    inside = set(range(len(tokens))[window or slice(None)])
+    rows = [i for i, p in enumerate(each.positions) if p in inside]
+    pieces = [html.escape(tokens[each.positions[i]].text) for i in rows]
+    log_probs = np.asarray(each.log_probs)[rows]
     fig = go.Figure(
         go.Bar(
             x=list(range(len(pieces))),
-            y=each.log_probs,
-            marker=dict(color=each.log_probs, colorscale="RdYlGn", cmin=min(-10.0, float(each.log_probs.min())), cmax=0),
-            customdata=np.stack([[p.token for p in each.top], each.ranks], axis=-1),
+            y=log_probs,
+            marker=dict(color=log_probs, colorscale="RdYlGn", cmin=min(-10.0, float(np.min(each.log_probs))), cmax=0),
+            customdata=np.stack([[each.top[i].token for i in rows], np.asarray(each.ranks)[rows]], axis=-1),
             text=pieces,
             hovertemplate="%{text}: log P = %{y:.2f}<br>rank %{customdata[1]}, top guess %{customdata[0]}<extra></extra>",
         )
     )
-    fig.update_xaxes(tickmode="array", tickvals=list(range(len(pieces))), ticktext=pieces, tickangle=-60)
+    show_every = -(-len(pieces) // TICK_LABELS)
+    fig.update_xaxes(tickmode="array", tickvals=list(range(len(pieces)))[::show_every], tickangle=-60,
+                     ticktext=pieces[::show_every] if show_every == 1 else [f"{pieces[i]} · {each.positions[rows[i]]}" for i in range(0, len(pieces), show_every)])
     fig.update_layout(
         title=f"mask each token ({each.kind}): pseudo-log-likelihood {each.pseudo_log_likelihood:.2f}, pseudo-perplexity {each.pseudo_perplexity:.2f}",
         yaxis_title="log P(original token)",
@@ -403,11 +447,15 @@ def hidden_state_labels(count: int) -> list[str]:
     return ["embeddings"] + [str(i) for i in range(count - 1)]
 
 
-def _layer_token_heatmap(tokens: Sequence[Token], z: np.ndarray, first_layer: int, colorscale: str, title: str, layer_title: str) -> go.Figure:
+def _layer_token_heatmap(tokens: Sequence[Token], z: np.ndarray, first_layer: int, colorscale: str, title: str, layer_title: str,
+                         window: Window | None = None) -> go.Figure:
+    w = window or slice(None)
+    tokens = list(tokens)[w]
+    z = np.asarray(z)[:, w]
     fig = go.Figure(
         go.Heatmap(
             z=z,
-            x=list(range(len(tokens))),
+            x=_positions(tokens),
             y=hidden_state_labels(z.shape[0]) if first_layer == 0 else [str(i) for i in range(z.shape[0])],  # every row labelled
             colorscale=colorscale,
             zmin=0,
@@ -424,12 +472,12 @@ def _layer_token_heatmap(tokens: Sequence[Token], z: np.ndarray, first_layer: in
     return fig
 
 
-def divergence_heatmap(tokens: Sequence[Token], distance: np.ndarray) -> go.Figure:
+def divergence_heatmap(tokens: Sequence[Token], distance: np.ndarray, window: Window | None = None) -> go.Figure:
     """1 − cosine(bidirectional, causal) per layer and token (`Analysis.divergence()`): where does seeing
     the right side matter?"""
     return _layer_token_heatmap(
         tokens, distance, 0, "Reds",
-        "how far the hidden states move apart: 1 − cosine(bidirectional, causal)", "after layer",
+        "how far the hidden states move apart: 1 − cosine(bidirectional, causal)", "after layer", window,
     )
 
 
@@ -538,12 +586,12 @@ def token_chips(encoding: Encoding) -> str:
     return CHIP_STYLE + '<div class="chips">' + "".join(chips) + "</div>"
 
 
-def layer_change_heatmap(tokens: Sequence[Token], change: np.ndarray) -> go.Figure:
+def layer_change_heatmap(tokens: Sequence[Token], change: np.ndarray, window: Window | None = None) -> go.Figure:
     """1 − cosine(hidden after layer l, hidden before it) (`MaskRun.layer_change()`): how much each
     post-norm block rewrites each token."""
     return _layer_token_heatmap(
         tokens, change, 1, "Purples",
-        "how much each layer rewrites each token: 1 − cosine(output, input)", "layer",
+        "how much each layer rewrites each token: 1 − cosine(output, input)", "layer", window,
     )
 
 

@@ -119,6 +119,9 @@ def test_attention_bertviz_draws_offline(server, page, shot):
     frame.locator("svg line").first.wait_for(state="attached", timeout=30_000)
     assert frame.locator("svg line").count() > 100
     assert frame.get_by_text("[CLS]").first.is_visible()
+    # one layer control on the page: the slider (layer 2 from the link); bertviz's one-choice menu is hidden
+    assert frame.locator("select#layer").count() == 1 and not frame.locator("select#layer").is_visible()
+    assert page.get_by_text("bertviz head view of layer 2").count() == 1
     shot(page, "3-attention")
     open_page(page, f"{server}/attention" + q(model="minilm", text=text, view="Model view"))
     frame = page.frame_locator("iframe").first

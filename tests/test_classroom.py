@@ -143,6 +143,30 @@ def test_a_phone_sees_every_page_without_sideways_scrolling(classroom, shots):
             pg.screenshot(path=str(shots / "12-phone-lesson.png"))
 
 
+VISIBLE_X_LABELS = """() => {
+  const chart = document.querySelector('[data-testid=stMain] .js-plotly-plot');
+  const ticks = [...chart.querySelectorAll('.xaxislayer-above > g')];
+  // a label rotated about its end: the right edge of its box is where it meets its tick
+  return [ticks.length, ticks.filter(g => getComputedStyle(g).display !== 'none').map(g => g.getBoundingClientRect().right)];
+}"""
+
+
+def test_a_long_text_on_a_phone_has_token_labels_that_do_not_overlap(classroom, shots):
+    server, new = classroom
+    pg = new(PHONE)
+    text = "+".join(["the", "river", "bank", "was", "very", "scenic", "and", "we", "walked", "along", "it."] * 50)
+    open_page(pg, f"{server}/attention?model=bert-base-uncased&text={text}")
+    pg.locator("[data-testid=stMain] .js-plotly-plot").first.wait_for(state="visible", timeout=60_000)
+    assert pg.get_by_text("The charts below show positions 0–39 of 512 tokens").count() == 1
+    count, anchors = pg.evaluate(VISIBLE_X_LABELS)
+    assert count == 40 and 10 <= len(anchors) < count  # a third of the window's labels on a phone
+    gaps = [b - a for a, b in zip(anchors, anchors[1:])]
+    assert min(gaps) >= 13, gaps  # 12-px text turned 60°: 13 px apart, neighbours do not touch
+    assert pg.evaluate("() => document.documentElement.scrollWidth") <= 390
+    pg.locator("[data-testid=stMain] .js-plotly-plot").first.scroll_into_view_if_needed()
+    pg.screenshot(path=str(shots / "14-phone-long-text.png"))
+
+
 STEP_IN_VIEW = """(title) => {
   const bar = [...document.querySelectorAll('[data-testid=stProgress]')].find(e => e.innerText.includes(title));
   if (!bar) return false;
@@ -187,3 +211,46 @@ def test_one_layer_numbering_with_every_row_labelled(tiny_bert):
     assert rows == ["embeddings"] + [str(i) for i in range(layers)]  # blocks 0..L-1, as the attention sliders
     change = figures.layer_change_heatmap(result.tokens, result.bidirectional.layer_change())
     assert list(change.data[0].y) == [str(i) for i in range(layers)]
+
+
+WINDOW_PAGES = ["views/attention.py", "views/masking.py", "views/embeddings.py", "views/head.py", "views/layers.py",
+                "views/experiments.py"]
+
+
+def _token_ticks(at: AppTest) -> set[int]:
+    """Every position labelled on a token axis of the page's charts (axes given as arrays of positions)."""
+    import json
+
+    ticks: set[int] = set()
+    for chart in at.get("plotly_chart"):
+        layout = json.loads(chart.proto.spec)["layout"]
+        for name, axis in layout.items():
+            if name.startswith(("xaxis", "yaxis")) and isinstance(axis, dict) and "ticktext" in axis \
+                    and "= output" not in axis["ticktext"]:  # the value mixture numbers its rows, output last
+                ticks |= set(axis["tickvals"])
+    return ticks
+
+
+def test_a_long_text_is_drawn_through_a_window_of_positions(tiny_bert_dir):
+    """64 tokens on the tiny model, as 512 on BERT-base: every page with token charts draws positions 0-39 first,
+    and the 'Positions shown' slider (in the URL) moves every chart to the chosen positions."""
+    at = start(str(tiny_bert_dir), text="the cat sat on the mat. " * 12)
+    at.session_state["heads"] = ["1.0"]  # the experiment: remove a head, then its effect is drawn per token
+    for page in WINDOW_PAGES:
+        at = visit(at, page)
+        assert at.slider(key="positions").value == (0, 39), page
+        ticks = _token_ticks(at)
+        assert ticks and max(ticks) <= 39, page
+        at.slider(key="positions").set_value((20, 30)).run()
+        assert not at.exception and not at.error, page
+        ticks = _token_ticks(at)
+        assert ticks and ticks <= set(range(20, 31)) | set(range(11)), page  # mask-each counts its bars from 0
+        assert any(t >= 20 for t in ticks), page
+        at.session_state["positions"] = (0, 39)
+
+
+def test_a_short_text_has_no_window(tiny_bert_dir):
+    at = start(str(tiny_bert_dir), text="the cat sat on the mat.")
+    for page in WINDOW_PAGES:
+        at = visit(at, page)
+        assert not [s for s in at.slider if s.key == "positions"], page

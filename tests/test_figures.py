@@ -125,3 +125,74 @@ def test_bertviz_html_needs_no_network_and_keeps_tokens_inside_its_script(tags_k
     # parsed as an <img onerror> element of the page.
     assert not [attrs for tag, attrs in parsed.tags if tag == "img"]
     assert json.dumps([t.text for t in tokens]).replace("</", "<\\/") in page
+
+
+# --- long texts: a window of positions, thinned labels ----------------------------------------------------------
+
+def _long(tiny_bert):
+    """A text past the tiny model's 64 positions: 64 tokens, as a 512-token text is to BERT-base."""
+    result = bertlab.analyze(tiny_bert, " ".join(["the cat sat on the mat."] * 12))
+    assert len(result.tokens) == 64
+    return result
+
+
+def test_a_window_draws_its_positions_with_their_own_numbers(tiny_bert):
+    result = _long(tiny_bert)
+    tokens, w = result.tokens, slice(20, 30)
+    weights = result.bidirectional.attention(1, 2)
+    fig = figures.attention_heatmap(tokens, weights, window=w)
+    assert list(fig.data[0].x) == list(fig.data[0].y) == list(range(20, 30))
+    np.testing.assert_array_equal(fig.data[0].z, weights[20:30, 20:30].astype(np.float32))
+    assert list(fig.layout.xaxis.tickvals) == list(range(20, 30))
+    assert list(fig.layout.xaxis.ticktext) == [t.text for t in tokens[20:30]]
+    assert "[25]" in fig.data[0].text[5][0]  # the hover names the real position, not the index in the window
+
+
+def test_every_token_chart_draws_only_the_window(tiny_bert):
+    from bertlab import inside
+
+    result = _long(tiny_bert)
+    tokens, w, run = result.tokens, slice(20, 30), result.bidirectional
+    steps = inside.head_steps(tiny_bert, result, 1, 2, 25)
+    layer_steps = inside.layer_steps(tiny_bert, result.encoding)
+    window = list(range(20, 30))
+    charts = {
+        "mask": figures.mask_matrix(tokens, run.allowed, "causal", w),
+        "rollout": figures.rollout_heatmap(tokens, run, 1, w),
+        "norms": figures.embedding_norms(tokens, result.embeddings, w),
+        "divergence": figures.divergence_heatmap(tokens, result.divergence(), w),
+        "layer change": figures.layer_change_heatmap(tokens, run.layer_change(), w),
+        "shares": figures.sublayer_shares(tokens, layer_steps.shares(), w),
+        "neuron": figures.neuron_bars(tokens, layer_steps.neuron(1, 3), 1, 3, w),
+        "steps": figures.head_steps_chart(tokens, steps, w),
+        "change": figures.change_heatmap(tokens, np.ones((3, 64)), "t", w),
+        "attribution": figures.attribution_chart(tokens, {"a": np.arange(64.0), "b": -np.arange(64.0)}, "t", w),
+    }
+    for name, fig in charts.items():
+        for trace in fig.data:
+            assert list(trace.x) == window, name
+    np.testing.assert_array_equal(charts["attribution"].data[0].y, np.arange(20.0, 30.0))
+    assert [list(t.y) for t in figures.embeddings_heatmaps(tokens, result.embeddings, w).data] == [window] * 5  # the 3 parts, sum, LayerNorm
+    assert [list(t.y) for t in figures.head_vectors(tokens, steps, w).data[2:]] == [window] * 2  # k and q ⊙ k
+    mixture = figures.value_mixture(tokens, steps, w)
+    assert len(mixture.data[0].z) == 11 and list(mixture.data[0].z[-1]) == list(steps.output)  # the output sums every key
+
+
+def test_mask_each_in_a_window_keeps_the_whole_texts_totals(tiny_bert):
+    result = _long(tiny_bert)
+    each = bertlab.mask_each_token(tiny_bert, result.encoding)
+    fig = figures.mask_each_chart(result.tokens, each, slice(20, 30))
+    inside = [i for i, p in enumerate(each.positions) if 20 <= p < 30]
+    np.testing.assert_array_equal(fig.data[0].y, np.asarray(each.log_probs)[inside])
+    assert f"{each.pseudo_log_likelihood:.2f}" in fig.layout.title.text
+
+
+def test_a_512_token_axis_labels_at_most_TICK_LABELS_tokens_and_says_where(tiny_bert):
+    from bertlab.tokens import Token
+
+    tokens = [Token(f"w{i % 7}", 5, 0, i, 0, 0, False, False, False) for i in range(512)]
+    fig = figures.attention_heatmap(tokens, np.full((512, 512), 1 / 512, dtype=np.float32))
+    for axis in (fig.layout.xaxis, fig.layout.yaxis):
+        assert 0 < len(axis.tickvals) <= figures.TICK_LABELS
+        for value, text in zip(axis.tickvals, axis.ticktext):
+            assert text == f"w{value % 7} · {value}"  # the piece and its position

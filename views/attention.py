@@ -44,16 +44,18 @@ def bertviz(build) -> None:
 
 if view == "Heatmap":
     layer, head = lab_ui.layer_head(result)
+    window = lab_ui.token_window(tokens)
     lab_ui.chart(
-        figures.attention_heatmap(tokens, run.attention(layer, head), title=f"layer {layer}, head {head} ({kind})"),
+        figures.attention_heatmap(tokens, run.attention(layer, head), title=f"layer {layer}, head {head} ({kind})", window=window),
         key="heatmap",
     )
     cols = st.columns(len(HEAD_STATS))
     for col, name in zip(cols, HEAD_STATS):
-        col.metric(figures.STAT_NAMES[name], f"{float(run.head_stats[name][layer, head]):.3f}")
+        col.metric(figures.STAT_SHORT[name], f"{float(run.head_stats[name][layer, head]):.3f}", help=figures.STAT_NAMES[name])
 elif view == "Head view":
-    st.caption("bertviz head view of one layer: click or tap a head's colour to toggle it; hover or tap a token to focus its lines.")
     layer = st.slider("Layer", 0, result.model.layers - 1, key="layer", bind="query-params")
+    st.caption(f"bertviz head view of layer {layer} (the slider above picks it): click or tap a head's colour to toggle it; "
+               "hover or tap a token to focus its lines.")
     bertviz(lambda: attention_views.head_view(tokens, run.attentions, layer=layer))
 elif view == "Model view":
     st.caption("bertviz model view: every layer (rows) and head (columns); click or tap a thumbnail to enlarge it.")
@@ -81,5 +83,5 @@ else:
         "identity, and multiply layer by layer, estimating how much each input token flows into each position."
     )
     upto = st.slider("Through layer", 0, result.model.layers - 1, result.model.layers - 1, key="rollout_layer")
-    lab_ui.chart(figures.rollout_heatmap(tokens, run, upto), key="rollout")
+    lab_ui.chart(figures.rollout_heatmap(tokens, run, upto, window=lab_ui.token_window(tokens)), key="rollout")
 lab_ui.notes(result)

@@ -25,6 +25,7 @@ if e.max_abs_diff <= 1e-5:
     c2.success("The three parts add up to exactly what the model feeds its first layer.")
 else:
     c2.error("The decomposition does not match the model's embedding output.")
-lab_ui.chart(figures.embedding_norms(result.tokens, e), key="norms")
-lab_ui.chart(figures.embeddings_heatmaps(result.tokens, e), key="embeddings")
+window = lab_ui.token_window(result.tokens)
+lab_ui.chart(figures.embedding_norms(result.tokens, e, window), key="norms")
+lab_ui.chart(figures.embeddings_heatmaps(result.tokens, e, window), key="embeddings")
 lab_ui.notes(result)

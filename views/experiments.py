@@ -23,6 +23,7 @@ labels = lab_ui.token_labels(tokens)
 key = lab_ui.encoding_key(encoding)
 kind = st.pills("Experiment", KINDS, key="experiment", default=KINDS[0], bind="query-params") or KINDS[0]
 has_mlm = "mlm" in info.heads_available
+window = None if kind == "Head importance" else lab_ui.token_window(tokens)
 # before/after attention of every layer is kept (float16) up to 128 tokens; past that it would crowd the cache
 SIDE_BY_SIDE = len(tokens) <= 128
 if not result.mask_positions and has_mlm:
@@ -40,7 +41,7 @@ def show_effect(effect: experiments.Effect, label: str) -> None:
             )
     elif not has_mlm:
         st.caption(f"'{info.name}' has no masked-LM head: the hidden states below still show what the change did.")
-    lab_ui.chart(figures.change_heatmap(tokens, effect.hidden_cosine, f"how far {label} moved each token: 1 − cosine(before, after)"),
+    lab_ui.chart(figures.change_heatmap(tokens, effect.hidden_cosine, f"how far {label} moved each token: 1 − cosine(before, after)", window),
                  key="effect_change")
     if effect.attentions is None:
         st.caption("Attention before and after is drawn up to 128 tokens; this text is longer.")
@@ -51,10 +52,10 @@ def show_effect(effect: experiments.Effect, label: str) -> None:
                        "pass its output on. Look at the layers after it.")
         left, right = st.columns(2)
         with left:
-            lab_ui.chart(figures.attention_heatmap(tokens, effect.attentions[0, layer, head].astype(np.float32), f"before: layer {layer}, head {head}"),
+            lab_ui.chart(figures.attention_heatmap(tokens, effect.attentions[0, layer, head].astype(np.float32), f"before: layer {layer}, head {head}", window=window),
                          key="effect_before")
         with right:
-            lab_ui.chart(figures.attention_heatmap(tokens, effect.attentions[1, layer, head].astype(np.float32), f"after: layer {layer}, head {head}"),
+            lab_ui.chart(figures.attention_heatmap(tokens, effect.attentions[1, layer, head].astype(np.float32), f"after: layer {layer}, head {head}", window=window),
                          key="effect_after")
 
 
@@ -74,9 +75,12 @@ if kind == "Ablate heads":
     else:
         st.info("Choose one or more heads to remove.")
 elif kind == "Knock out attention":
-    query = lab_ui.token_picker("Query token (the one that may not look)", tokens, key="ko_query",
+    query = lab_ui.token_picker("Query token (the one that may not look)", tokens, key="ko_query", window=window,
                                 default=result.mask_positions[0] if result.mask_positions else 1)
-    blocked = st.pills("…may not see these keys", list(range(len(tokens))), selection_mode="multi", key="ko_keys",
+    offered = list(range(len(tokens)))[window or slice(None)]
+    if st.session_state.get("ko_keys"):  # keys outside a moved window cannot stay chosen in the pills
+        st.session_state["ko_keys"] = [k for k in st.session_state["ko_keys"] if k in offered]
+    blocked = st.pills("…may not see these keys", offered, selection_mode="multi", key="ko_keys",
                        format_func=labels.__getitem__, bind="query-params")
     first, last = st.slider("In layers", 0, info.layers - 1, (0, info.layers - 1), key="ko_layers", bind="query-params")
     edges = [(query, k) for k in blocked or []]
@@ -92,7 +96,7 @@ elif kind == "Custom mask":
                           help="prefix-LM: segment A sees all of A, B is causal (needs a second sentence); window: ±w tokens; "
                                "blind: nobody may see one token.")
     window = c2.number_input("Window ±w", 0, 64, 2, key="window", disabled=preset != "window", bind="query-params")
-    blind = lab_ui.token_picker("Token nobody may see", tokens, key="blind", default=1) if preset == "blind" else 0
+    blind = lab_ui.token_picker("Token nobody may see", tokens, key="blind", default=1, window=window) if preset == "blind" else 0
     allowed = lab_ui.guarded(lambda: experiments.allowed_or_raise(loaded, encoding, preset, window=int(window), token=blind))
     if preset == "prefix-lm" and not result.encoding.pair:
         st.info("prefix-LM needs a second sentence (segment B) in the sidebar: with segment A alone every token "
@@ -105,7 +109,7 @@ elif kind == "Custom mask":
             drawn = torch.from_numpy(edited.to_numpy(dtype=bool).copy())
             if not torch.equal(drawn, allowed):
                 allowed, name = drawn, "drawn"
-    lab_ui.chart(figures.mask_matrix(tokens, allowed.numpy(), name), key="custom_mask")
+    lab_ui.chart(figures.mask_matrix(tokens, allowed.numpy(), name, window), key="custom_mask")
     effect = lab_ui.compute(loaded, "mask", (key, name, allowed.numpy().tobytes()),
                             lambda: experiments.with_mask(loaded, encoding, allowed, name, top_k=result.top_k, attentions=SIDE_BY_SIDE))
     show_effect(effect, f"the {name} mask")
@@ -145,7 +149,7 @@ else:
         "attention of the [MASK] row, last layer (mean of heads)": run.attentions[-1, :, position].astype(np.float32).mean(0),
         "rollout of the [MASK] row through the last layer": run.rollout[-1, position],
     }
-    lab_ui.chart(figures.attribution_chart(tokens, rows, f"what “{attribution.target}” at {position} rests on"), key="attribution")
+    lab_ui.chart(figures.attribution_chart(tokens, rows, f"what “{attribution.target}” at {position} rests on", window), key="attribution")
     if attribution.completeness:
         c = attribution.completeness
         ok = "✅" if c["relative_error"] <= 0.05 else "⚠️ more steps may help"

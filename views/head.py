@@ -17,18 +17,19 @@ loaded = lab_ui.model()
 result = lab_ui.analysis(loaded)
 tokens = result.tokens
 layer, head = lab_ui.layer_head(result)
+window = lab_ui.token_window(tokens)
 c1, c2 = st.columns([3, 1])
 kind = c2.segmented_control("Mask", list(masks.MASK_TYPES), key="mask", default="bidirectional", bind="query-params") or "bidirectional"
 with c1:
-    query = lab_ui.token_picker("Query token (tap one)", tokens, key="query",
+    query = lab_ui.token_picker("Query token (tap one)", tokens, key="query", window=window,
                                 help="The token whose row of attention weights is computed step by step.")
 steps = lab_ui.compute(loaded, "head", (lab_ui.encoding_key(result.encoding), layer, head, query, kind),
                        lambda: inside.head_steps(loaded, result, layer, head, query, kind), spinner=None)
 
 st.subheader("1 · Query, keys and their product")
-lab_ui.chart(figures.head_vectors(tokens, steps), key="head_vectors")
+lab_ui.chart(figures.head_vectors(tokens, steps, window), key="head_vectors")
 st.subheader("2 · From scores to weights")
-lab_ui.chart(figures.head_steps_chart(tokens, steps), key="head_steps")
+lab_ui.chart(figures.head_steps_chart(tokens, steps, window), key="head_steps")
 blocked = int(steps.blocked.sum())
 st.caption(
     f"The weights computed here equal the model's own attention weights for this row "
@@ -38,7 +39,7 @@ st.caption(
 st.subheader("3 · The value mixture")
 left, right = st.columns(2)
 with left:
-    lab_ui.chart(figures.value_mixture(tokens, steps), key="head_mixture")
+    lab_ui.chart(figures.value_mixture(tokens, steps, window), key="head_mixture")
 with right:
-    lab_ui.chart(figures.query_key_projection(steps), key="head_projection")
+    lab_ui.chart(figures.query_key_projection(steps, window), key="head_projection")
 lab_ui.notes(result)

@@ -24,17 +24,19 @@ st.caption(
     "Checked against the model: LayerNorm(F + h), computed with each layer's own LayerNorm module, equals the "
     f"layer's output (largest difference over all layers {steps.recomposition_error:.1e})."
 )
-lab_ui.chart(figures.sublayer_shares(tokens, steps.shares()), key="layer_shares")
-token = lab_ui.token_picker("Token (tap one)", tokens, key="token")
+window = lab_ui.token_window(tokens)
+lab_ui.chart(figures.sublayer_shares(tokens, steps.shares(), window), key="layer_shares")
+token = lab_ui.token_picker("Token (tap one)", tokens, key="token", window=window)
 lab_ui.chart(figures.sublayer_norms(steps.norms(), token, tokens[token].text), key="layer_norms")
 
 st.subheader("Feed-forward neurons")
 layer = st.slider("Layer", 0, result.model.layers - 1, key="layer", bind="query-params")
 ids, values = steps.top_neurons(layer)
+shown = slice(None) if window is None else window
 st.dataframe(
-    pd.DataFrame({"token": [t.text for t in tokens],
-                  **{f"#{r + 1}": [f"{i} ({v:.2f})" for i, v in zip(ids[:, r], values[:, r])] for r in range(ids.shape[1])}}),
-    hide_index=True, width="stretch", height=min(400, 40 + 35 * len(tokens)),
+    pd.DataFrame({"position": [t.position for t in tokens[shown]], "token": [t.text for t in tokens[shown]],
+                  **{f"#{r + 1}": [f"{i} ({v:.2f})" for i, v in zip(ids[shown, r], values[shown, r])] for r in range(ids.shape[1])}}),
+    hide_index=True, width="stretch", height=min(400, 40 + 35 * len(tokens[shown])),
 )
 top = int(ids[token, 0])
 if st.session_state.get("_neuron_for") != (layer, token):  # a new token or layer starts at its top neuron
@@ -44,5 +46,5 @@ if st.session_state.get("_neuron_for") != (layer, token):  # a new token or laye
         st.session_state["neuron"] = top
 neuron = st.number_input("Neuron", 0, steps.activations.shape[-1] - 1, key="neuron", bind="query-params",
                          help=f"Starts at the neuron that fires most for “{tokens[token].text}” in this layer ({top}).")
-lab_ui.chart(figures.neuron_bars(tokens, lab_ui.guarded(lambda: steps.neuron(layer, int(neuron))), layer, int(neuron)), key="neuron_bars")
+lab_ui.chart(figures.neuron_bars(tokens, lab_ui.guarded(lambda: steps.neuron(layer, int(neuron))), layer, int(neuron), window), key="neuron_bars")
 lab_ui.notes(result)

@@ -67,7 +67,7 @@ elif step == "Three embeddings":
         f"the sum after LayerNorm equals the model's own embedding output (largest difference here: "
         f"{result.embeddings.max_abs_diff:.1e}).",
     )
-    lab_ui.chart(figures.embedding_norms(tokens, result.embeddings), key="lesson_norms")
+    lab_ui.chart(figures.embedding_norms(tokens, result.embeddings, lab_ui.token_window(tokens)), key="lesson_norms")
 elif step == "Attention":
     explain(
         "In every layer, each of the heads computes softmax(QKᵀ/√d): a row of weights per token over all tokens, "
@@ -81,7 +81,7 @@ elif step == "Attention":
     layer, query = loaded.info.layers // 2, (result.mask_positions or [min(1, len(tokens) - 1)])[0]
     steps = lab_ui.compute(loaded, "head", (lab_ui.encoding_key(result.encoding), layer, 0, query, "bidirectional"),
                            lambda: inside.head_steps(loaded, result, layer, 0, query), spinner=None)
-    lab_ui.chart(figures.head_steps_chart(tokens, steps), key="lesson_head_steps")
+    lab_ui.chart(figures.head_steps_chart(tokens, steps, lab_ui.token_window(tokens)), key="lesson_head_steps")
     st.page_link("views/head.py", label="Inside a head: pick any layer, head and token", icon="🔍")
 elif step == "Layers":
     explain(
@@ -92,7 +92,7 @@ elif step == "Layers":
     )
     layers = lab_ui.compute(loaded, "layers", (lab_ui.encoding_key(result.encoding), "bidirectional"),
                             lambda: inside.layer_steps(loaded, result.encoding), spinner="Running BERT with hooks on every sublayer…")
-    lab_ui.chart(figures.sublayer_shares(tokens, layers.shares()), key="lesson_layers")
+    lab_ui.chart(figures.sublayer_shares(tokens, layers.shares(), lab_ui.token_window(tokens)), key="lesson_layers")
     st.page_link("views/layers.py", label="Layers and the residual stream: norms per token, feed-forward neurons", icon="🥞")
 elif step == "Masked LM":
     explain(
@@ -115,12 +115,13 @@ elif step == "Bidirectional vs causal":
         "The same weights run under both masks here.",
         "the causal mask is a triangle; where the hidden states differ most, the right-hand context mattered.",
     )
+    window = lab_ui.token_window(tokens)
     left, right = st.columns(2)
     with left:
-        lab_ui.chart(figures.mask_matrix(tokens, result.bidirectional.allowed, "bidirectional"), key="lesson_bi")
+        lab_ui.chart(figures.mask_matrix(tokens, result.bidirectional.allowed, "bidirectional", window), key="lesson_bi")
     with right:
-        lab_ui.chart(figures.mask_matrix(tokens, result.causal.allowed, "causal"), key="lesson_causal")
-    lab_ui.chart(figures.divergence_heatmap(tokens, result.divergence()), key="lesson_div")
+        lab_ui.chart(figures.mask_matrix(tokens, result.causal.allowed, "causal", window), key="lesson_causal")
+    lab_ui.chart(figures.divergence_heatmap(tokens, result.divergence(), window), key="lesson_div")
 elif step == "Word sense":
     explain(
         "Because every layer mixes in context, the vector for a word depends on its sentence: “bank” of money "

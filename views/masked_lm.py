@@ -68,7 +68,7 @@ show_each = c1.toggle("Mask each token", key="mask_each", bind="query-params")
 each_kind = c2.radio("Mask type", ["bidirectional", "causal"], horizontal=True, key="each_kind", disabled=not show_each)
 if show_each:
     each = lab_ui.mask_each(loaded, result, each_kind)
-    lab_ui.chart(figures.mask_each_chart(result.tokens, each), key="mask_each_chart")
+    lab_ui.chart(figures.mask_each_chart(result.tokens, each, lab_ui.token_window(result.tokens)), key="mask_each_chart")
 
 st.subheader("Logit lens")
 default = result.mask_positions[0] if result.mask_positions else next(iter(choices.values()), 0)

@@ -15,19 +15,20 @@ lab_ui.header(
 result = lab_ui.analysis()
 tokens = result.tokens
 layer, head = lab_ui.layer_head(result)
+window = lab_ui.token_window(tokens)
 
 left, right = st.columns(2)
 for col, kind in ((left, "bidirectional"), (right, "causal")):
     run = result.runs[kind]
     with col:
         st.markdown(f"#### {kind}")
-        lab_ui.chart(figures.mask_matrix(tokens, run.allowed, kind), key=f"mask_{kind}")
+        lab_ui.chart(figures.mask_matrix(tokens, run.allowed, kind, window), key=f"mask_{kind}")
         lab_ui.chart(
-            figures.attention_heatmap(tokens, run.attentions[layer, head], title=f"layer {layer}, head {head}"),
+            figures.attention_heatmap(tokens, run.attention(layer, head), title=f"layer {layer}, head {head}", window=window),
             key=f"attn_{kind}",
         )
 
-lab_ui.chart(figures.divergence_heatmap(tokens, result.divergence()), key="divergence")
+lab_ui.chart(figures.divergence_heatmap(tokens, result.divergence(), window), key="divergence")
 
 st.subheader("[MASK] predictions under each mask")
 if "mlm" not in result.model.heads_available:
