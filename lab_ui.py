@@ -45,6 +45,9 @@ def _configure_logging() -> None:
 
 _configure_logging()
 
+MECHANICS_MODEL = f"{RANDOM_PREFIX}bert-base"
+"""BERT-base's shape with both pre-training heads and random weights: what the MLM and NSP pages can run on a
+machine with no hub and no stored checkpoint (every step real, every prediction meaningless)."""
 MODELS = [
     "bert-base-uncased",
     "bert-base-cased",
@@ -52,7 +55,12 @@ MODELS = [
     "bert-base-multilingual-cased",
     "distilbert-base-uncased",
     bertlab.PACKAGED_MODEL,
+    MECHANICS_MODEL,
 ]
+MODEL_LABELS = {
+    bertlab.PACKAGED_MODEL: f"{bertlab.PACKAGED_MODEL} (real weights, offline; no MLM/NSP head)",
+    MECHANICS_MODEL: f"{MECHANICS_MODEL} (random weights: the mechanics, not meaning)",
+}
 MODEL_HELP = (
     "A Hugging Face hub id or a local directory of a BERT-family checkpoint. 'minilm' is the packaged, "
     "offline all-MiniLM-L6-v2 encoder (real weights, no MLM/NSP head). When the default cannot be "
@@ -93,7 +101,8 @@ def sidebar() -> None:
         st.markdown("## 🔬 bertlab")
         current = st.session_state.get("model") or st.query_params.get("model")
         options = MODELS + ([current] if current and current not in MODELS else [])
-        st.selectbox("Model", options, key="model", accept_new_options=True, help=MODEL_HELP, bind="query-params")
+        st.selectbox("Model", options, key="model", accept_new_options=True, help=MODEL_HELP, bind="query-params",
+                     format_func=lambda name: MODEL_LABELS.get(name, name))
         model_box = st.container()
         st.selectbox("Device", DEVICES, key="device", help="auto: CUDA, then Apple MPS, then CPU", bind="query-params")
         st.selectbox(
@@ -224,6 +233,53 @@ def sizes_sentence() -> str:
         f"{i.heads} heads, a {i.intermediate_size:,}-wide feed-forward block and {i.vocab_size:,} vocabulary entries "
         f"({i.parameters / 1e6:.3g}M parameters): every chart below shows those."
     )
+
+
+HEAD_NAMES = {"mlm": "masked-LM head", "nsp": "next-sentence-prediction head"}
+WITHOUT_HEAD = {
+    bertlab.PACKAGED_MODEL: "it was trained for sentence embeddings, and its checkpoint holds only the encoder",
+    "distilbert": "DistilBERT was distilled with the masked-LM objective only, without next sentence prediction",
+}
+
+
+def _use_model(name: str) -> None:
+    st.session_state["model"] = name
+
+
+def allowed(name: str) -> bool:
+    """May users load `name` on this server (BERTLAB_ALLOWED_MODELS)?"""
+    try:
+        check_allowed(name)
+        return True
+    except bertlab.PolicyError:
+        return False
+
+
+def missing_head(loaded: bertlab.LoadedModel, head: str) -> None:
+    """Why this view has nothing to show with the running model and what does work here, in plain words (no
+    commands: making a checkpoint load is the operator's job, README's "Running for a class")."""
+    requested = (st.session_state.get("model") or bertlab.DEFAULT_MODEL).strip()
+    name, what = loaded.info.name, HEAD_NAMES[head]
+    if name != requested:  # the offline stand-in runs
+        text = (f"**{requested} cannot be loaded on this machine**: this server cannot reach the Hugging Face Hub and "
+                f"has no stored copy of it, so **{name}** runs instead, and {name} has no {what}. What would make "
+                f"{requested} load: whoever runs this server downloads it once on a machine with internet access.")
+    else:
+        if name in WITHOUT_HEAD:
+            why = WITHOUT_HEAD[name]
+        elif loaded.info.family == "distilbert" and head == "nsp":
+            why = WITHOUT_HEAD["distilbert"]
+        else:
+            why = "its checkpoint does not include one"
+        text = f"**{name}** has no {what}: {why}."
+    offer = MECHANICS_MODEL if name != MECHANICS_MODEL and allowed(MECHANICS_MODEL) else None
+    if offer:
+        text += (f" What works here now: **{offer}**, BERT-base's shape with both heads and random weights. Every step "
+                 "is real and shown as BERT computes it; the predictions themselves mean nothing.")
+    st.warning(text, icon="🧩")
+    if offer:
+        st.button(f"Use {offer} (random weights)", on_click=_use_model, args=(offer,), key=f"use_{head}_mechanics",
+                  icon=":material/casino:")
 
 
 def model(name: str | None = None) -> bertlab.LoadedModel:
@@ -482,6 +538,15 @@ def layer_head(result: Analysis, prefix: str = "") -> tuple[int, int]:
     layer = c1.slider("Layer", 0, layers - 1, key=f"{prefix}layer", bind="query-params")
     head = c2.slider("Head", 0, heads - 1, key=f"{prefix}head", bind="query-params")
     return layer, head
+
+
+def top_share(tokens, weights: np.ndarray) -> str:
+    """How much of one attention row its largest weights take, measured (a 'What to notice' must hold for the
+    model on screen: random weights spread a row evenly)."""
+    order = np.argsort(weights)[::-1]
+    top = order[: min(3, len(order))]
+    return (f"Here the top key, “{tokens[int(order[0])].text}”, takes {weights[order[0]]:.0%} of the row and the "
+            f"{len(top)} largest {weights[top].sum():.0%}.")
 
 
 def token_labels(tokens) -> list[str]:

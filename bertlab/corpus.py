@@ -529,6 +529,18 @@ class Probe:
     def best_layer(self, mask: str = "bidirectional") -> int:
         return int(np.argmax(self.accuracy[mask]))
 
+    def describe(self) -> str:
+        """What this probe curve shows, in one sentence computed from it (a lesson's text must not claim what
+        the model on screen does not do; random weights, say, separate nothing)."""
+        parts = [f"at the embeddings the probe is right {self.accuracy[next(iter(self.accuracy))][0]:.0%} of the time, "
+                 f"against {self.baseline:.0%} for always guessing the more common sense"]
+        for kind, accuracy in self.accuracy.items():
+            best = self.best_layer(kind)
+            how = {"bidirectional": "bidirectionally", "causal": "causally"}.get(kind, f"under the {kind} mask")
+            parts.append(f"{how} it is best after layer {best - 1} ({accuracy[best]:.0%})" if best
+                         else f"{how} no layer beats the embeddings")
+        return f"With {self.model}: " + "; ".join(parts) + "."
+
     def to_dict(self) -> dict:
         """The JSON contract of `python -m bertlab probe-senses --json`."""
         rounded = lambda a: [round(float(x), 4) for x in a]  # noqa: E731

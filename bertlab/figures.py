@@ -345,8 +345,8 @@ def head_grid(layers: int, heads: int, selected: Sequence[tuple[int, int]], valu
 
 
 def change_heatmap(tokens: Sequence[Token], cosine: np.ndarray, title: str, window: Window | None = None) -> go.Figure:
-    """1 − cosine(before, after) per layer (0 = embeddings) and token: where an experiment changed the stream."""
-    return _layer_token_heatmap(tokens, 1 - np.asarray(cosine, dtype=np.float32), 0, "Reds", title, "layer (0 = embeddings)", window)
+    """1 − cosine(before, after) after each layer (and the embeddings) per token: where an experiment changed the stream."""
+    return _layer_token_heatmap(tokens, 1 - np.asarray(cosine, dtype=np.float32), 0, "Reds", title, "after layer", window)
 
 
 def attribution_chart(tokens: Sequence[Token], rows: dict[str, np.ndarray], title: str, window: Window | None = None) -> go.Figure:
@@ -415,7 +415,7 @@ def mask_each_chart(tokens: Sequence[Token], each: MaskEach, window: Window | No
 
 
 def logit_lens_chart(lens: list[list[Prediction]], position_label: str) -> go.Figure:
-    """Top guess per layer (layer 0 = embeddings), coloured by its probability."""
+    """Top guess after the embeddings and after every layer."""
     layers = list(range(len(lens)))
     top = [preds[0] for preds in lens]
     alternatives = ["<br>".join(f"{p.token} {p.prob:.3f}" for p in preds) for preds in lens]
@@ -426,15 +426,15 @@ def logit_lens_chart(lens: list[list[Prediction]], position_label: str) -> go.Fi
             orientation="h",
             text=[p.token for p in top],
             textposition="outside",
-            customdata=alternatives,
-            hovertemplate="layer %{y}<br>%{customdata}<extra></extra>",
+            customdata=[[label, a] for label, a in zip(hidden_state_labels(len(layers)), alternatives)],
+            hovertemplate="after layer %{customdata[0]}<br>%{customdata[1]}<extra></extra>",
             marker_color="#7c3aed",
         )
     )
     fig.update_layout(
         title=f"logit lens at {position_label}: the MLM head read at every layer",
         xaxis=dict(range=[0, 1.15], title="probability of the top guess"),
-        yaxis=dict(title="layer", autorange="reversed", tickmode="array", tickvals=layers),
+        yaxis=dict(**_hidden_state_axis(len(layers)), autorange="reversed"),
         height=140 + 28 * len(layers),
         margin=dict(l=10, r=10, t=50, b=10),
     )
@@ -447,25 +447,38 @@ def hidden_state_labels(count: int) -> list[str]:
     return ["embeddings"] + [str(i) for i in range(count - 1)]
 
 
+def hidden_state_name(index: int) -> str:
+    """'the embeddings' or 'layer i' for hidden state `index` (0 = embedding output)."""
+    return "the embeddings" if index == 0 else f"layer {index - 1}"
+
+
+def _hidden_state_axis(count: int) -> dict:
+    """An axis over hidden states 0..count-1 with the one numbering (embeddings, 0, 1, ...): numeric values and
+    array ticks, because plotly reads a mix of 'embeddings' and digit strings as numbers and drops the word."""
+    return dict(title="after layer", tickmode="array", tickvals=list(range(count)), ticktext=hidden_state_labels(count))
+
+
 def _layer_token_heatmap(tokens: Sequence[Token], z: np.ndarray, first_layer: int, colorscale: str, title: str, layer_title: str,
                          window: Window | None = None) -> go.Figure:
     w = window or slice(None)
     tokens = list(tokens)[w]
     z = np.asarray(z)[:, w]
+    rows = hidden_state_labels(z.shape[0]) if first_layer == 0 else [str(i) for i in range(z.shape[0])]  # every row labelled
     fig = go.Figure(
         go.Heatmap(
             z=z,
             x=_positions(tokens),
-            y=hidden_state_labels(z.shape[0]) if first_layer == 0 else [str(i) for i in range(z.shape[0])],  # every row labelled
+            y=list(range(z.shape[0])),
+            text=[[row] * z.shape[1] for row in rows],
             colorscale=colorscale,
             zmin=0,
-            hovertemplate="layer %{y}, token %{x}<br>1 − cosine = %{z:.4f}<extra></extra>",
+            hovertemplate="layer %{text}, token %{x}<br>1 − cosine = %{z:.4f}<extra></extra>",
         )
     )
     _token_axis(fig, tokens, "x")
     fig.update_layout(
         title=title,
-        yaxis=dict(title=layer_title, autorange="reversed"),
+        yaxis=dict(title=layer_title, autorange="reversed", tickmode="array", tickvals=list(range(z.shape[0])), ticktext=rows),
         height=160 + 26 * z.shape[0],
         margin=dict(l=10, r=10, t=50, b=10),
     )
@@ -510,10 +523,11 @@ def similarity_heatmap(result: Senses, kind: str, layer: int) -> go.Figure:
 def similarity_by_layer(result: Senses, i: int, j: int) -> go.Figure:
     fig = go.Figure()
     for kind, sim in result.similarity.items():
-        fig.add_scatter(x=hidden_state_labels(sim.shape[0]), y=sim[:, i, j], name=kind, mode="lines+markers", line_color=MASK_COLOURS.get(kind))
+        fig.add_scatter(x=list(range(sim.shape[0])), y=sim[:, i, j], name=kind, mode="lines+markers", line_color=MASK_COLOURS.get(kind),
+                        text=hidden_state_labels(sim.shape[0]), hovertemplate=kind + ", after layer %{text}: %{y:.4f}<extra></extra>")
     fig.update_layout(
         title=f"cosine of '{html.escape(result.target)}' in S{i + 1} vs S{j + 1}, layer by layer",
-        xaxis_title="after layer",
+        xaxis=_hidden_state_axis(next(iter(result.similarity.values())).shape[0]),
         yaxis=dict(title="cosine similarity", range=[min(0.0, float(min(s[:, i, j].min() for s in result.similarity.values()))), 1.02]),
         height=340,
         margin=dict(l=10, r=10, t=50, b=10),
@@ -523,7 +537,7 @@ def similarity_by_layer(result: Senses, i: int, j: int) -> go.Figure:
 
 def projection_scatter(result: Senses, layer: int) -> go.Figure:
     kinds = list(result.projection)
-    fig = make_subplots(rows=1, cols=len(kinds), subplot_titles=[f"{k} (PCA, layer {layer})" for k in kinds])
+    fig = make_subplots(rows=1, cols=len(kinds), subplot_titles=[f"{k} (PCA, after {hidden_state_name(layer)})" for k in kinds])
     for c, kind in enumerate(kinds, start=1):
         xy = result.projection[kind][layer]
         fig.add_scatter(
@@ -605,13 +619,13 @@ def probe_curve(probe: Probe, word: str | None = None) -> go.Figure:
     layers = list(range(probe.layers))
     for kind, accuracy in data.accuracy.items():
         fig.add_scatter(x=layers, y=accuracy, name=kind, mode="lines+markers", line_color=MASK_COLOURS.get(kind),
-                        hovertemplate=f"{kind}, layer %{{x}}: %{{y:.3f}}<extra></extra>")
+                        text=hidden_state_labels(len(layers)), hovertemplate=f"{kind}, after layer %{{text}}: %{{y:.3f}}<extra></extra>")
     fig.add_scatter(x=layers, y=[data.baseline] * len(layers), name="majority sense", mode="lines",
                     line=dict(color="#6b7280", dash="dash"), hovertemplate="always the majority sense: %{y:.3f}<extra></extra>")
     what = f"all {len(probe.words)} words" if word is None else f"'{html.escape(word.strip())}'"
     fig.update_layout(
         title=f"sense probe, {what} ({data.count} sentences): leave-one-out 1-nearest-neighbour accuracy",
-        xaxis=dict(title="layer (0 = embeddings)", dtick=1),
+        xaxis=_hidden_state_axis(len(layers)),
         yaxis=dict(title="accuracy", range=[0, 1.02]),
         height=360,
         margin=dict(l=10, r=10, t=50, b=10),
@@ -622,7 +636,7 @@ def probe_curve(probe: Probe, word: str | None = None) -> go.Figure:
 
 def corpus_projection(projections: Sequence[Projection]) -> go.Figure:
     """One word's corpus occurrences on two principal components, per mask, coloured by sense; ★ your sentence."""
-    fig = make_subplots(rows=1, cols=len(projections), subplot_titles=[f"{p.mask} (PCA, layer {p.layer})" for p in projections])
+    fig = make_subplots(rows=1, cols=len(projections), subplot_titles=[f"{p.mask} (PCA, after {hidden_state_name(p.layer)})" for p in projections])
     senses = list(dict.fromkeys(s for p in projections for s in p.senses))
     colour = {s: SENSE_COLOURS[i % len(SENSE_COLOURS)] for i, s in enumerate(senses)}
     for c, p in enumerate(projections, start=1):
@@ -650,12 +664,12 @@ def word_cosine_by_layer(cosines: np.ndarray, word: str, names: tuple[str, str],
     fig = go.Figure(
         go.Scatter(
             x=layers, y=cosines, mode="lines+markers", line_color=MASK_COLOURS.get(kind, "#2563eb"),
-            hovertemplate="layer %{x}: cosine %{y:.4f}<extra></extra>",
+            text=hidden_state_labels(len(layers)), hovertemplate="after layer %{text}: cosine %{y:.4f}<extra></extra>",
         )
     )
     fig.update_layout(
         title=f"cosine of '{html.escape(word)}' in {html.escape(names[0])} vs {html.escape(names[1])} ({kind}), layer by layer",
-        xaxis=dict(title="layer (0 = embeddings)", tickmode="array", tickvals=layers),
+        xaxis=_hidden_state_axis(len(layers)),
         yaxis=dict(title="cosine similarity", range=[min(-0.05, float(np.min(cosines)) - 0.05), 1.02]),
         height=340,
         margin=dict(l=10, r=10, t=50, b=10),

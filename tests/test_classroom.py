@@ -4,6 +4,7 @@ projector (1280 × 720, presenter mode) in a real browser."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -207,10 +208,20 @@ def test_one_layer_numbering_with_every_row_labelled(tiny_bert):
 
     result = bertlab.analyze(tiny_bert, "the cat sat.")
     layers = tiny_bert.info.layers
-    rows = list(figures.divergence_heatmap(result.tokens, result.divergence()).data[0].y)
-    assert rows == ["embeddings"] + [str(i) for i in range(layers)]  # blocks 0..L-1, as the attention sliders
+    divergence = figures.divergence_heatmap(result.tokens, result.divergence())
+    assert list(divergence.data[0].y) == list(range(layers + 1)) == list(divergence.layout.yaxis.tickvals)
+    assert list(divergence.layout.yaxis.ticktext) == ["embeddings"] + [str(i) for i in range(layers)]  # blocks 0..L-1
     change = figures.layer_change_heatmap(result.tokens, result.bidirectional.layer_change())
-    assert list(change.data[0].y) == [str(i) for i in range(layers)]
+    assert list(change.layout.yaxis.ticktext) == [str(i) for i in range(layers)]
+    # every chart over hidden states: numeric values (plotly would drop 'embeddings' from a mix of words and
+    # digit strings) labelled with the same numbering
+    lens = figures.logit_lens_chart(bertlab.logit_lens(tiny_bert, bertlab.analyze(tiny_bert, "the [MASK] sat."), 2), "x")
+    sense = bertlab.senses(tiny_bert, "cat", ["the cat sat.", "a cat ran."])
+    for axis in (lens.layout.yaxis, figures.similarity_by_layer(sense, 0, 1).layout.xaxis,
+                 figures.word_cosine_by_layer(np.ones(layers + 1), "cat", ("a", "b"), "causal").layout.xaxis):
+        assert list(axis.tickvals) == list(range(layers + 1))
+        assert list(axis.ticktext) == ["embeddings"] + [str(i) for i in range(layers)]
+        assert axis.title.text == "after layer"
 
 
 WINDOW_PAGES = ["views/attention.py", "views/masking.py", "views/embeddings.py", "views/head.py", "views/layers.py",
@@ -254,3 +265,65 @@ def test_a_short_text_has_no_window(tiny_bert_dir):
     for page in WINDOW_PAGES:
         at = visit(at, page)
         assert not [s for s in at.slider if s.key == "positions"], page
+
+
+@pytest.mark.parametrize("page, head", [("views/masked_lm.py", "masked-LM head"), ("views/next_sentence.py", "next-sentence-prediction head")])
+def test_offline_the_pretraining_pages_say_what_cannot_load_and_offer_what_works(page, head, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    at = visit(start("bert-base-uncased", text="I have a [MASK].", pair="the pen is red."), page)
+    warning = [w.value for w in at.main.warning if head in w.value]
+    assert len(warning) == 1
+    assert "bert-base-uncased cannot be loaded on this machine" in warning[0] and "minilm" in warning[0]
+    assert "random:bert-base" in warning[0] and "prefetch" not in warning[0] and "python -m" not in warning[0]
+    at.button(key=f"use_{'mlm' if 'masked' in head else 'nsp'}_mechanics").click().run()
+    assert not at.exception and at.session_state["model"] == "random:bert-base"
+    assert "random:bert-base (random weights)" in at.main.caption[0].value  # the banner names what runs
+    assert not [w for w in at.main.warning if head in w.value]
+    assert len(at.get("plotly_chart")) >= 2  # predictions (MLM: top-k and logit lens; NSP: yours and a random one)
+
+
+def test_next_sentence_scores_yours_beside_a_random_one_from_one_link(tiny_bert_dir):
+    from bertlab import nsp
+
+    at = visit(start(str(tiny_bert_dir), text="the cat sat.", pair="the dog sat."), "views/next_sentence.py")
+    quotes = [m.value for m in at.main.markdown if m.value.startswith("> ")]
+    other = nsp.random_sentence(avoid=["the cat sat.", "the dog sat."], seed=0)
+    assert quotes == ["> the dog sat.", f"> {other}"]
+    assert [m.label for m in at.metric] == ["P(IsNext)", "P(IsNext)"]
+    at.button(key="another_random").click().run()
+    assert at.number_input(key="random").value == 1
+    assert [m.value for m in at.main.markdown if m.value.startswith("> ")][1] == "> " + nsp.random_sentence(
+        avoid=["the cat sat.", "the dog sat."], seed=1)
+
+
+def test_what_to_notice_is_measured_on_the_data_shown(tiny_bert_dir, tiny_bert):
+    """Texts that claim something about the chart compute it from the data on screen (issue 15, item 6)."""
+    import bertlab
+    from bertlab import inside
+
+    text = "the cat sat on the mat."
+    result = bertlab.analyze(tiny_bert, text)
+    at = visit(start(str(tiny_bert_dir), text=text), "views/embeddings.py")
+    summed = np.linalg.norm(result.embeddings.sum, axis=-1)
+    normed = np.linalg.norm(result.embeddings.layernorm, axis=-1)
+    assert any(f"‖sum‖ ranges from {summed.min():.1f} to {summed.max():.1f}" in c.value
+               and f"‖LayerNorm(sum)‖ from {normed.min():.1f} to {normed.max():.1f}" in c.value for c in at.main.caption)
+    assert "every token's vector has a similar scale" not in main_text(at)
+    at.session_state["layer"], at.session_state["head"], at.session_state["query"] = 1, 2, 3
+    at = visit(at, "views/head.py")
+    weights = inside.head_steps(tiny_bert, result, 1, 2, 3).weights
+    top = np.sort(weights)[::-1]
+    assert any(f"takes {top[0]:.0%} of the row and the 3 largest {top[:3].sum():.0%}" in c.value for c in at.main.caption)
+
+
+def test_the_probe_describes_what_its_curve_shows():
+    from bertlab.corpus import Probe
+
+    def probe(bidirectional, causal):
+        return Probe("m", "c", {"bidirectional": np.array(bidirectional), "causal": np.array(causal)}, 0.5, 10, {})
+
+    said = probe([0.4, 0.7, 0.9, 0.8], [0.4, 0.5, 0.6, 0.55]).describe()
+    assert "at the embeddings the probe is right 40%" in said and "against 50%" in said
+    assert "bidirectionally it is best after layer 1 (90%)" in said and "causally it is best after layer 1 (60%)" in said
+    flat = probe([0.5, 0.5, 0.4], [0.5, 0.3, 0.3]).describe()  # random weights: nothing separates
+    assert "bidirectionally no layer beats the embeddings" in flat

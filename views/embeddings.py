@@ -1,3 +1,4 @@
+import numpy as np
 import streamlit as st
 
 import lab_ui
@@ -9,9 +10,10 @@ lab_ui.header(
     "a **segment** embedding (A or B), plus a **position** embedding (where it is; learned, one per position "
     "up to 512). The sum goes through **LayerNorm** (and dropout, off at inference). This is exactly "
     "`BertEmbeddings` in the paper's order; DistilBERT has no segment embeddings.",
-    "the same word at two positions has the same token row but different position rows; after LayerNorm "
-    "every token's vector has a similar scale. The check below recomputes LayerNorm(token + segment + position) "
-    "and compares it with the model's own embedding output.",
+    "the same word at two positions has the same token row but different position rows. LayerNorm re-centres "
+    "each token's sum and scales it to variance 1 before its own learned scale and shift, so how even the lengths "
+    "come out depends on the model: the line under the bar chart measures it for this text. The check below "
+    "recomputes LayerNorm(token + segment + position) and compares it with the model's own embedding output.",
 )
 result = lab_ui.analysis()
 e = result.embeddings
@@ -27,5 +29,10 @@ else:
     c2.error("The decomposition does not match the model's embedding output.")
 window = lab_ui.token_window(result.tokens)
 lab_ui.chart(figures.embedding_norms(result.tokens, e, window), key="norms")
+shown = window or slice(None)
+summed, normed = (np.linalg.norm(v[shown], axis=-1) for v in (e.sum, e.layernorm))
+st.caption(f"Here the length ‖sum‖ ranges from {summed.min():.1f} to {summed.max():.1f} over the tokens shown "
+           f"(largest ÷ smallest: {summed.max() / summed.min():.1f}), and ‖LayerNorm(sum)‖ from {normed.min():.1f} to "
+           f"{normed.max():.1f} ({normed.max() / normed.min():.1f}).")
 lab_ui.chart(figures.embeddings_heatmaps(result.tokens, e, window), key="embeddings")
 lab_ui.notes(result)

@@ -95,9 +95,9 @@ elif kind == "Custom mask":
     preset = c1.selectbox("Mask", [p for p in masks.PRESETS if p != "bidirectional"], key="preset_mask", bind="query-params",
                           help="prefix-LM: segment A sees all of A, B is causal (needs a second sentence); window: ±w tokens; "
                                "blind: nobody may see one token.")
-    window = c2.number_input("Window ±w", 0, 64, 2, key="window", disabled=preset != "window", bind="query-params")
+    width = c2.number_input("Window ±w", 0, 64, 2, key="window", disabled=preset != "window", bind="query-params")
     blind = lab_ui.token_picker("Token nobody may see", tokens, key="blind", default=1, window=window) if preset == "blind" else 0
-    allowed = lab_ui.guarded(lambda: experiments.allowed_or_raise(loaded, encoding, preset, window=int(window), token=blind))
+    allowed = lab_ui.guarded(lambda: experiments.allowed_or_raise(loaded, encoding, preset, window=int(width), token=blind))
     if preset == "prefix-lm" and not result.encoding.pair:
         st.info("prefix-LM needs a second sentence (segment B) in the sidebar: with segment A alone every token "
                 "sees every token, which is BERT's own bidirectional mask.")

@@ -10,8 +10,9 @@ lab_ui.header(
     "(d_head numbers). For the token you pick, the **score** of each key is q·k, **scaled** by 1/√d_head, the "
     "**mask** is added (a blocked key gets −∞), and the **softmax** turns the row into weights that sum to 1. "
     "The head's output for that token is the weights times the values.",
-    "a key whose q⊙k row is mostly red gets a high score; after the softmax a few keys take nearly all the weight. "
-    "Switch the mask to causal: keys to the right are blocked and their weight is exactly 0.",
+    "a key whose q⊙k row is mostly red gets a high score, and the softmax turns the largest scaled scores into the "
+    "largest weights (how much of the row the top keys take is measured under step 2: in trained heads it is often "
+    "most of it). Switch the mask to causal: keys to the right are blocked and their weight is exactly 0.",
 )
 loaded = lab_ui.model()
 result = lab_ui.analysis(loaded)
@@ -34,7 +35,8 @@ blocked = int(steps.blocked.sum())
 st.caption(
     f"The weights computed here equal the model's own attention weights for this row "
     f"(largest difference {abs(steps.weights - result.runs[kind].attention(layer, head, query)).max():.1e}; the page keeps those in float16). "
-    + (f"{blocked} key(s) are blocked by the {kind} mask: weight exactly 0." if blocked else "No key is blocked.")
+    + (f"{blocked} key(s) are blocked by the {kind} mask: weight exactly 0. " if blocked else "No key is blocked. ")
+    + lab_ui.top_share(tokens, steps.weights)
 )
 st.subheader("3 · The value mixture")
 left, right = st.columns(2)

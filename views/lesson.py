@@ -69,18 +69,18 @@ elif step == "Three embeddings":
     )
     lab_ui.chart(figures.embedding_norms(tokens, result.embeddings, lab_ui.token_window(tokens)), key="lesson_norms")
 elif step == "Attention":
+    layer, query = loaded.info.layers // 2, (result.mask_positions or [min(1, len(tokens) - 1)])[0]
+    steps = lab_ui.compute(loaded, "head", (lab_ui.encoding_key(result.encoding), layer, 0, query, "bidirectional"),
+                           lambda: inside.head_steps(loaded, result, layer, 0, query), spinner=None)
     explain(
         "In every layer, each of the heads computes softmax(QKᵀ/√d): a row of weights per token over all tokens, "
         "summing to 1, and mixes the tokens' values by them. Here are all heads of all layers at once, then one "
         "head's row worked out step by step with the layer's own query and key projections.",
         "heads with a sharp diagonal (attending to the previous or next token), and heads whose weight collects "
-        "on `[CLS]` or `[SEP]` (a column of dark tiles). In the steps, the softmax turns the largest scaled "
-        "scores into almost all of the weight.",
+        "on `[CLS]` or `[SEP]` (a column of dark tiles): trained BERTs have both. In the steps, the softmax turns "
+        f"the largest scaled scores into the largest weights. {lab_ui.top_share(tokens, steps.weights)}",
     )
     lab_ui.image(attention_views.thumbnails(result.bidirectional.attentions), key="lesson-all-heads")
-    layer, query = loaded.info.layers // 2, (result.mask_positions or [min(1, len(tokens) - 1)])[0]
-    steps = lab_ui.compute(loaded, "head", (lab_ui.encoding_key(result.encoding), layer, 0, query, "bidirectional"),
-                           lambda: inside.head_steps(loaded, result, layer, 0, query), spinner=None)
     lab_ui.chart(figures.head_steps_chart(tokens, steps, lab_ui.token_window(tokens)), key="lesson_head_steps")
     st.page_link("views/head.py", label="Inside a head: pick any layer, head and token", icon="🔍")
 elif step == "Layers":
@@ -101,7 +101,7 @@ elif step == "Masked LM":
         "put `[MASK]` in the text: the top guesses should fit both the words before and after it.",
     )
     if "mlm" not in result.model.heads_available:
-        st.warning(f"{result.model.name} has no MLM head; load a pretraining checkpoint such as bert-base-uncased.")
+        lab_ui.missing_head(loaded, "mlm")
     elif not result.mask_positions:
         st.info("Type [MASK] somewhere in the text to see BERT's guesses.")
     for position in result.mask_positions if "mlm" in result.model.heads_available else []:
@@ -128,9 +128,8 @@ elif step == "Word sense":
         "and “bank” of a river drift apart, layer by layer.",
         "under the causal mask the two “I went to the bank …” sentences share the left context, so “bank” is the "
         "same vector (cosine 1.0) at every layer; bidirectionally the words after it pull them apart. In the probe "
-        "curve, the embedding layer (0) scores no better than guessing the common sense, the first layers already "
-        "separate senses bidirectionally, and the causal mask stays far lower: half the sentences settle the sense "
-        "only after the word.",
+        "curve, compare the embeddings with the dashed line (always guessing the more common sense) and the two "
+        "masks: half the corpus sentences settle the sense only after the word, where a causal mask cannot look.",
     )
     sentences = BANK + [t for t in [st.session_state.get("text", "").strip()] if t not in BANK and re.search(r"\bbank\b", t, re.I)]
     sense = lab_ui.senses(loaded, "bank", sentences)
@@ -147,7 +146,9 @@ elif step == "Word sense":
         "sense? That **sense probe** shows the layer where BERT separates senses, and what the causal mask costs."
     )
     corpus_index = lab_ui.corpus_index(loaded, corpora.shipped_corpus())
-    lab_ui.chart(figures.probe_curve(corpora.probe(corpus_index)), key="lesson_probe")
+    sense_probe = corpora.probe(corpus_index)
+    lab_ui.chart(figures.probe_curve(sense_probe), key="lesson_probe")
+    st.caption(sense_probe.describe())
 else:
     explain(
         "Pre-training task 2, **next sentence prediction**: for half the pairs B really followed A (IsNext), for "
@@ -156,7 +157,7 @@ else:
         "add a second sentence in the sidebar: a real continuation should score higher than an unrelated one.",
     )
     if result.nsp is None:
-        st.warning(f"{result.model.name} has no NSP head; BERT pretraining checkpoints such as bert-base-uncased have one.")
+        lab_ui.missing_head(loaded, "nsp")
     else:
         st.metric("P(IsNext)", f"{result.nsp:.3f}")
         lab_ui.chart(figures.nsp_gauge(result.nsp), key="lesson_nsp")

@@ -14,12 +14,7 @@ lab_ui.header(
 )
 loaded = lab_ui.model()
 if "mlm" not in loaded.info.heads_available:
-    st.warning(
-        f"**{loaded.info.name}** has no masked-LM head: its checkpoint holds only the encoder (the packaged "
-        "MiniLM was trained for sentence embeddings, not to fill blanks), so there are no predictions to show. "
-        "Choose a pretraining checkpoint such as `bert-base-uncased` in the sidebar; the other pages work with this one.",
-        icon="🎭",
-    )
+    lab_ui.missing_head(loaded, "mlm")
     st.stop()
 
 base = lab_ui.encoding()

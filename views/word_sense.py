@@ -20,7 +20,7 @@ lab_ui.header(
     "for “bank” at each layer depends on the whole sentence. Compare the target word's vectors across "
     "sentences by cosine similarity, layer by layer (layer 0 is the embedding output: the same for every "
     "sentence up to position and segment).",
-    "the similarity falls as the layers mix in context. Under the **causal** mask, “bank” in “I went to the "
+    "how the similarity changes as the layers mix in context (in trained models it falls for different senses). Under the **causal** mask, “bank” in “I went to the "
     "bank to deposit money” and “I went to the bank to catch some fish” has the same left context, so it is "
     "the *same vector* (cosine 1.000) at every layer; bidirectionally the words after it pull the two apart.",
 )

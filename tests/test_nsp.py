@@ -1,0 +1,44 @@
+"""Next sentence prediction for several second sentences in one padded batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import bertlab
+from bertlab import nsp
+
+
+def test_one_batch_equals_each_pair_on_its_own(tiny_bert):
+    first = "the cat sat on the mat."
+    seconds = ["the dog sat.", "a pen is red and the cat is on the mat today.", "the."]  # different lengths: padding
+    batched = nsp.next_sentence(tiny_bert, first, seconds)
+    alone = [bertlab.analyze(tiny_bert, first, s).nsp for s in seconds]
+    np.testing.assert_allclose(batched.is_next, alone, atol=1e-5)
+    assert batched.seconds == tuple(seconds) and batched.truncated == (False,) * 3
+    assert len(set(np.round(batched.is_next, 6))) == 3  # the rows differ: nothing was averaged away
+
+
+def test_a_pair_longer_than_the_model_is_cut_and_says_so(tiny_bert):
+    result = nsp.next_sentence(tiny_bert, "the cat sat. " * 20, ["the dog sat.", "a pen."])
+    assert result.truncated == (True, True)
+    assert np.all((0 <= result.is_next) & (result.is_next <= 1))
+
+
+def test_no_nsp_head_is_a_clear_error(minilm):
+    with pytest.raises(bertlab.MissingHeadError, match="no next-sentence-prediction head"):
+        nsp.next_sentence(minilm, "a.", ["b."])
+
+
+def test_bad_second_sentences_are_refused(tiny_bert):
+    with pytest.raises(bertlab.InputError):
+        nsp.next_sentence(tiny_bert, "the cat.", [])
+    with pytest.raises(bertlab.InputError):
+        nsp.next_sentence(tiny_bert, "the cat.", ["   "])
+
+
+def test_the_random_sentence_is_reproducible_and_never_the_users():
+    one = nsp.random_sentence(seed=3)
+    assert one == nsp.random_sentence(seed=3)
+    assert nsp.random_sentence(avoid=[one], seed=3) != one
+    assert len({nsp.random_sentence(seed=s) for s in range(10)}) > 1
