@@ -91,7 +91,12 @@ def attention_heatmap(tokens: Sequence[Token], weights: np.ndarray, title: str =
 def mask_matrix(tokens: Sequence[Token], allowed: np.ndarray, kind: str, window: Window | None = None) -> go.Figure:
     """The mask itself: which key each query may see."""
     fig = attention_heatmap(tokens, allowed.astype(float), title=f"{kind} mask: may query attend to key?", window=window)
-    fig.update_traces(colorscale=[[0, "#f3f4f6"], [1, MASK_COLOURS.get(kind, "#2563eb")]], showscale=False)
+    blocked, seen = "#f3f4f6", MASK_COLOURS.get(kind, "#2563eb")
+    fig.update_traces(  # two colours and a key that names them: 1 = may attend, 0 = blocked (weight exactly 0)
+        colorscale=[[0, blocked], [0.5, blocked], [0.5, seen], [1, seen]], zmin=0, zmax=1,
+        colorbar=dict(thickness=12, tickvals=[0.25, 0.75], ticktext=["blocked", "may attend"], outlinecolor="#9ca3af", outlinewidth=1),
+        hovertemplate=fig.data[0].hovertemplate.replace("weight %{z:.3f}", "%{z:.0f} (1 = may attend, 0 = blocked)"),
+    )
     return fig
 
 

@@ -196,3 +196,13 @@ def test_a_512_token_axis_labels_at_most_TICK_LABELS_tokens_and_says_where(tiny_
         assert 0 < len(axis.tickvals) <= figures.TICK_LABELS
         for value, text in zip(axis.tickvals, axis.ticktext):
             assert text == f"w{value % 7} · {value}"  # the piece and its position
+
+
+def test_a_mask_chart_names_its_two_colours(tiny_bert):
+    result = bertlab.analyze(tiny_bert, "the cat sat.")
+    fig = figures.mask_matrix(result.tokens, result.causal.allowed, "causal")
+    trace = fig.data[0]
+    assert trace.showscale is not False and list(trace.colorbar.ticktext) == ["blocked", "may attend"]
+    assert (trace.zmin, trace.zmax) == (0, 1) and list(trace.colorbar.tickvals) == [0.25, 0.75]
+    assert trace.colorscale[0][1] == trace.colorscale[1][1] != trace.colorscale[-1][1]  # one colour per half
+    assert "1 = may attend, 0 = blocked" in trace.hovertemplate
