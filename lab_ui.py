@@ -57,14 +57,12 @@ MODELS = [
     bertlab.PACKAGED_MODEL,
     MECHANICS_MODEL,
 ]
-MODEL_LABELS = {
-    bertlab.PACKAGED_MODEL: f"{bertlab.PACKAGED_MODEL} (real weights, offline; no MLM/NSP head)",
-    MECHANICS_MODEL: f"{MECHANICS_MODEL} (random weights: the mechanics, not meaning)",
-}
+
 MODEL_HELP = (
     "A Hugging Face hub id or a local directory of a BERT-family checkpoint. 'minilm' is the packaged, "
     "offline all-MiniLM-L6-v2 encoder (real weights, no MLM/NSP head). When the default cannot be "
-    "downloaded, bertlab falls back to it and says so."
+    "downloaded, bertlab falls back to it and says so. 'random:bert-base' has BERT-base's shape and both "
+    "pre-training heads with random weights: every step is real, its predictions mean nothing."
 )
 PRESETS: dict[str, tuple[str, str]] = {
     "bank (money)": ("I went to the bank to deposit money.", ""),
@@ -101,8 +99,8 @@ def sidebar() -> None:
         st.markdown("## 🔬 bertlab")
         current = st.session_state.get("model") or st.query_params.get("model")
         options = MODELS + ([current] if current and current not in MODELS else [])
-        st.selectbox("Model", options, key="model", accept_new_options=True, help=MODEL_HELP, bind="query-params",
-                     format_func=lambda name: MODEL_LABELS.get(name, name))
+        # the options are their own labels: a URL-bound selectbox writes the label into the link
+        st.selectbox("Model", options, key="model", accept_new_options=True, help=MODEL_HELP, bind="query-params")
         model_box = st.container()
         st.selectbox("Device", DEVICES, key="device", help="auto: CUDA, then Apple MPS, then CPU", bind="query-params")
         st.selectbox(
@@ -280,6 +278,13 @@ def missing_head(loaded: bertlab.LoadedModel, head: str) -> None:
     if offer:
         st.button(f"Use {offer} (random weights)", on_click=_use_model, args=(offer,), key=f"use_{head}_mechanics",
                   icon=":material/casino:")
+
+
+def random_weights_note(loaded: bertlab.LoadedModel) -> None:
+    """Under predictions from random weights: what is real (every step) and what is not (the answer)."""
+    if loaded.info.name.startswith(RANDOM_PREFIX):
+        st.caption(f"🎲 **{loaded.info.name}** has random weights: every step below is computed as BERT computes it, "
+                   "but the predictions mean nothing. A trained checkpoint is needed for sensible ones.")
 
 
 def model(name: str | None = None) -> bertlab.LoadedModel:
@@ -492,6 +497,8 @@ def _fit_title(fig) -> None:
         fig.update_layout(title_automargin=True, title_yref="paper")
 
 
+PRESENTER_LABELS = 20
+"""In presenter mode an axis keeps at most this many labels (their font is 18 px instead of 12)."""
 DENSE_LABELS = 16
 """A chart with more token labels than this on an x axis is marked dense: a phone shows a third of them."""
 
@@ -515,6 +522,10 @@ def _chart(fig, key: str) -> None:
         fig.update_layout(font=dict(size=20, color="#000"), title_font_size=26)
         fig.update_xaxes(tickfont_size=18)
         fig.update_yaxes(tickfont_size=18)
+        for axis in (*fig.select_xaxes(), *fig.select_yaxes()):  # 18-px labels need twice the room: half as many
+            if axis.tickvals is not None and axis.ticktext is not None and len(axis.tickvals) > PRESENTER_LABELS:
+                step = -(-len(axis.tickvals) // PRESENTER_LABELS)
+                axis.update(tickvals=axis.tickvals[::step], ticktext=axis.ticktext[::step])
     st.plotly_chart(
         fig,
         key=key,
@@ -560,13 +571,16 @@ def token_labels(tokens) -> list[str]:
 
 def token_picker(label: str, tokens, key: str, default: int = 1, help: str | None = None,
                  window: slice | None = None) -> int:
-    """Tap a token (pills wrap on a phone); bound to the URL by the token's label. With a window, only its
-    tokens are offered (512 pills would fill a phone's screen many times over)."""
+    """Tap a token (pills wrap on a phone); bound to the URL by the token's label. With a window, its tokens are
+    offered (512 pills would fill a phone's screen many times over), and the one already chosen stays offered:
+    moving the window zooms the charts, it does not change the choice."""
     labels = token_labels(tokens)
-    offered = list(range(len(tokens)))[window or slice(None)]
-    if st.session_state.get(key, offered[0]) not in offered:
+    current = st.session_state.get(key)
+    if not isinstance(current, int) or not 0 <= current < len(tokens):
         st.session_state.pop(key, None)
-    chosen = st.pills(label, offered, key=key, default=min(max(default, offered[0]), offered[-1]),
+        current = None
+    offered = sorted(set(range(len(tokens))[window or slice(None)]) | ({current} if current is not None else set()))
+    chosen = st.pills(label, offered, key=key, default=default if default in offered else offered[0],
                       format_func=labels.__getitem__, bind="query-params", help=help)
     return offered[0] if chosen is None else int(chosen)
 
@@ -574,24 +588,39 @@ def token_picker(label: str, tokens, key: str, default: int = 1, help: str | Non
 WINDOW_TOKENS = 40
 """Past this many tokens, pages draw a window of positions: 512 token labels on one axis cannot be read (nor
 tapped), and a 512 × 512 heatmap is 262,144 cells to send to a phone."""
+WINDOW_SIZES = (40, 80, 128)
+"""How many positions a window may show: 128 at most (16,384 cells per heatmap); the All heads view and the
+thumbnails show every position at once."""
 
 
-def token_window(tokens) -> slice | None:
-    """A 'Positions shown' range slider (in the URL as ?positions=) when the text is longer than
-    WINDOW_TOKENS; None (every token) otherwise. Every position is still computed; only the charts zoom."""
+def _shift_window(key: str, by: int, top: int) -> None:
+    st.session_state[key] = min(max(0, int(st.session_state.get(key) or 0) + by), top)
+
+
+def token_window(tokens, prefix: str = "") -> slice | None:
+    """Which positions the charts draw when the text is longer than WINDOW_TOKENS (None: every token): how many
+    (40, 80 or 128) and from which position, with ◀ ▶ to step by a window (a slider over 512 positions is
+    0.7 px per position on a phone). Both are in the URL (?positions_from=100&positions_shown=40). Every
+    position was computed; only the drawing zooms."""
     n = len(tokens)
     if n <= WINDOW_TOKENS:
         return None
-    value = st.session_state.get("positions")
-    if value is not None and not (isinstance(value, (tuple, list)) and len(value) == 2 and 0 <= value[0] <= value[1] < n):
-        del st.session_state["positions"]  # a window left over from a longer text: back to the first positions
-    start, end = st.slider(
-        "Positions shown", 0, n - 1, (0, WINDOW_TOKENS - 1), key="positions", bind="query-params",
-        help=f"The text has {n} tokens; a chart labels at most {WINDOW_TOKENS} of them readably. Drag either end to "
-             "move or widen the window: every position was computed, only the charts zoom.",
-    )
-    st.caption(f"The charts below show positions {start}–{end} of {n} tokens.")
-    return slice(start, end + 1)
+    k_from, k_shown = f"{prefix}positions_from", f"{prefix}positions_shown"
+    sizes = [size for size in WINDOW_SIZES if size < n]
+    if st.session_state.get(k_shown) not in (None, *sizes):
+        del st.session_state[k_shown]  # a size left over from a longer text
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        shown = st.segmented_control("Tokens shown", sizes, key=k_shown, default=sizes[0], bind="query-params",
+                                     help=f"The text has {n} tokens; a chart labels {WINDOW_TOKENS} of them readably. "
+                                          "All heads (Attention page) shows every position at once.") or sizes[0]
+        top = n - shown
+        if isinstance(st.session_state.get(k_from), int) and st.session_state[k_from] > top:
+            st.session_state[k_from] = top  # a start left over from a longer text or a wider window
+        st.button("◀", key=f"{k_from}_back", help=f"The {shown} positions before", on_click=_shift_window, args=(k_from, -shown, top))
+        st.button("▶", key=f"{k_from}_next", help=f"The {shown} positions after", on_click=_shift_window, args=(k_from, shown, top))
+    start = st.slider("From position", 0, top, key=k_from, bind="query-params")
+    st.caption(f"The charts below show positions {start}–{start + shown - 1} of {n} tokens.")
+    return slice(start, start + shown)
 
 
 def corpus_index(loaded: bertlab.LoadedModel, corpus: Corpus) -> CorpusIndex:

@@ -44,7 +44,7 @@ def _positions(tokens: Sequence[Token]) -> list[int]:
 def _token_axis(fig: go.Figure, tokens: Sequence[Token], axis: str, row: int | None = None, col: int | None = None) -> None:
     """Positions as values, pieces as tick labels: duplicates stay distinct. Past TICK_LABELS tokens only every
     n-th is labelled, "piece · position", so a thinned axis still says where it is."""
-    show_every = -(-len(tokens) // TICK_LABELS)
+    show_every = max(1, -(-len(tokens) // TICK_LABELS))
     shown = list(tokens)[::show_every]
     ticks = dict(
         tickmode="array",
@@ -396,10 +396,11 @@ def mask_each_chart(tokens: Sequence[Token], each: MaskEach, window: Window | No
     inside = set(range(len(tokens))[window or slice(None)])
     rows = [i for i, p in enumerate(each.positions) if p in inside]
     pieces = [html.escape(tokens[each.positions[i]].text) for i in rows]
+    positions = [each.positions[i] for i in rows]
     log_probs = np.asarray(each.log_probs)[rows]
     fig = go.Figure(
         go.Bar(
-            x=list(range(len(pieces))),
+            x=positions,
             y=log_probs,
             marker=dict(color=log_probs, colorscale="RdYlGn", cmin=min(-10.0, float(np.min(each.log_probs))), cmax=0),
             customdata=np.stack([[each.top[i].token for i in rows], np.asarray(each.ranks)[rows]], axis=-1),
@@ -407,9 +408,7 @@ def mask_each_chart(tokens: Sequence[Token], each: MaskEach, window: Window | No
             hovertemplate="%{text}: log P = %{y:.2f}<br>rank %{customdata[1]}, top guess %{customdata[0]}<extra></extra>",
         )
     )
-    show_every = -(-len(pieces) // TICK_LABELS)
-    fig.update_xaxes(tickmode="array", tickvals=list(range(len(pieces)))[::show_every], tickangle=-60,
-                     ticktext=pieces[::show_every] if show_every == 1 else [f"{pieces[i]} · {each.positions[rows[i]]}" for i in range(0, len(pieces), show_every)])
+    _token_axis(fig, [tokens[p] for p in positions], "x")
     fig.update_layout(
         title=f"mask each token ({each.kind}): pseudo-log-likelihood {each.pseudo_log_likelihood:.2f}, pseudo-perplexity {each.pseudo_perplexity:.2f}",
         yaxis_title="log P(original token)",
@@ -469,15 +468,16 @@ def _layer_token_heatmap(tokens: Sequence[Token], z: np.ndarray, first_layer: in
     tokens = list(tokens)[w]
     z = np.asarray(z)[:, w]
     rows = hidden_state_labels(z.shape[0]) if first_layer == 0 else [str(i) for i in range(z.shape[0])]  # every row labelled
+    names = [hidden_state_name(i) for i in range(z.shape[0])] if first_layer == 0 else [f"layer {i}" for i in range(z.shape[0])]
     fig = go.Figure(
         go.Heatmap(
             z=z,
             x=_positions(tokens),
             y=list(range(z.shape[0])),
-            text=[[row] * z.shape[1] for row in rows],
+            text=[[name] * z.shape[1] for name in names],
             colorscale=colorscale,
             zmin=0,
-            hovertemplate="layer %{text}, token %{x}<br>1 − cosine = %{z:.4f}<extra></extra>",
+            hovertemplate="after %{text}, token %{x}<br>1 − cosine = %{z:.4f}<extra></extra>",
         )
     )
     _token_axis(fig, tokens, "x")

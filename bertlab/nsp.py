@@ -52,7 +52,7 @@ def next_sentence(loaded: LoadedModel, first: str, seconds: Sequence[str]) -> Ne
     out, _ = hooks.run(loaded, batch["input_ids"], batch.get("token_type_ids"), masks.additive(allowed, loaded.dtype))
     with torch.inference_mode():
         probs = torch.softmax(loaded.nsp_head(out.pooler_output).float(), -1)[:, 0]
-    full = [len(loaded.tokenizer(first, s)["input_ids"]) for s in seconds]
+    full = [len(ids) for ids in loaded.tokenizer([first] * len(seconds), list(seconds), verbose=False)["input_ids"]]
     return NextSentence(first, seconds, to_host(probs), tuple(n > loaded.max_length for n in full))
 
 

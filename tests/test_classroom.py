@@ -225,11 +225,13 @@ def test_one_layer_numbering_with_every_row_labelled(tiny_bert):
 
 
 WINDOW_PAGES = ["views/attention.py", "views/masking.py", "views/embeddings.py", "views/head.py", "views/layers.py",
-                "views/experiments.py"]
+                "views/experiments.py", "views/masked_lm.py"]
+LONG = "the cat sat on the mat. " * 12  # 64 tokens on the tiny model (its every position), as 512 on BERT-base
 
 
 def _token_ticks(at: AppTest) -> set[int]:
-    """Every position labelled on a token axis of the page's charts (axes given as arrays of positions)."""
+    """Every position labelled on a token axis of the page's charts; hidden-state axes (embeddings, 0, 1, ...) and
+    the value mixture's numbered rows are not token axes."""
     import json
 
     ticks: set[int] = set()
@@ -237,34 +239,59 @@ def _token_ticks(at: AppTest) -> set[int]:
         layout = json.loads(chart.proto.spec)["layout"]
         for name, axis in layout.items():
             if name.startswith(("xaxis", "yaxis")) and isinstance(axis, dict) and "ticktext" in axis \
-                    and "= output" not in axis["ticktext"]:  # the value mixture numbers its rows, output last
+                    and "= output" not in axis["ticktext"] and "embeddings" not in axis["ticktext"]:
                 ticks |= set(axis["tickvals"])
     return ticks
 
 
-def test_a_long_text_is_drawn_through_a_window_of_positions(tiny_bert_dir):
-    """64 tokens on the tiny model, as 512 on BERT-base: every page with token charts draws positions 0-39 first,
-    and the 'Positions shown' slider (in the URL) moves every chart to the chosen positions."""
-    at = start(str(tiny_bert_dir), text="the cat sat on the mat. " * 12)
+def _long_text_app(tiny_bert_dir) -> AppTest:
+    at = start(str(tiny_bert_dir), text=LONG)
     at.session_state["heads"] = ["1.0"]  # the experiment: remove a head, then its effect is drawn per token
+    at.session_state["mask_each"] = True  # Masked LM's per-token chart
+    return at
+
+
+def test_a_long_text_is_drawn_through_a_window_of_positions(tiny_bert_dir):
+    """Every page with token charts draws positions 0-39 first, and the window (in the URL) moves every token
+    axis to the chosen positions, labelled with their real numbers."""
+    at = _long_text_app(tiny_bert_dir)
     for page in WINDOW_PAGES:
         at = visit(at, page)
-        assert at.slider(key="positions").value == (0, 39), page
+        assert at.slider(key="positions_from").value == 0, page
         ticks = _token_ticks(at)
         assert ticks and max(ticks) <= 39, page
-        at.slider(key="positions").set_value((20, 30)).run()
+        at.slider(key="positions_from").set_value(20).run()
         assert not at.exception and not at.error, page
         ticks = _token_ticks(at)
-        assert ticks and ticks <= set(range(20, 31)) | set(range(11)), page  # mask-each counts its bars from 0
-        assert any(t >= 20 for t in ticks), page
-        at.session_state["positions"] = (0, 39)
+        assert ticks and min(ticks) >= 20 and max(ticks) >= 40, page  # positions 20-59, not 0-39 renumbered
+        at.button(key="positions_from_back").click().run()  # ◀ steps back a whole window, to the start
+        assert at.slider(key="positions_from").value == 0, page
+        at.session_state["positions_from"] = 0
+
+
+def test_a_window_keeps_choices_outside_it_and_survives_a_shorter_text(tiny_bert_dir):
+    at = _long_text_app(tiny_bert_dir)
+    at.session_state["experiment"] = "Knock out attention"
+    at.session_state["ko_query"], at.session_state["ko_keys"] = 2, [3, 5]
+    at = visit(at, "views/experiments.py")
+    at.slider(key="positions_from").set_value(24).run()  # the keys and the query are now outside the window
+    assert not at.exception and not at.error
+    assert at.session_state["ko_keys"] == [3, 5] and at.session_state["ko_query"] == 2  # the experiment is kept
+    assert any("blocking 2 edge" in c.proto.spec for c in at.get("plotly_chart"))
+    at.segmented_control(key="positions_shown").set_value(80).run()  # wider than this text: the widest it has is 40
+    assert not at.exception
+    at.session_state["text"] = "the cat sat on the mat. " * 8  # 58 tokens: position 24 is past the last start (18)
+    at.run()
+    assert not at.exception and not at.error
+    slider = at.slider(key="positions_from")
+    assert slider.max == 18 and slider.value == 18
 
 
 def test_a_short_text_has_no_window(tiny_bert_dir):
     at = start(str(tiny_bert_dir), text="the cat sat on the mat.")
     for page in WINDOW_PAGES:
         at = visit(at, page)
-        assert not [s for s in at.slider if s.key == "positions"], page
+        assert not [s for s in at.slider if s.key == "positions_from"], page
 
 
 @pytest.mark.parametrize("page, head", [("views/masked_lm.py", "masked-LM head"), ("views/next_sentence.py", "next-sentence-prediction head")])
@@ -277,6 +304,8 @@ def test_offline_the_pretraining_pages_say_what_cannot_load_and_offer_what_works
     assert "random:bert-base" in warning[0] and "prefetch" not in warning[0] and "python -m" not in warning[0]
     at.button(key=f"use_{'mlm' if 'masked' in head else 'nsp'}_mechanics").click().run()
     assert not at.exception and at.session_state["model"] == "random:bert-base"
+    assert at.query_params["model"] == ["random:bert-base"] or at.query_params["model"] == "random:bert-base"  # a link that loads
+    assert any("has random weights" in c.value for c in at.main.caption)  # under the predictions: they mean nothing
     assert "random:bert-base (random weights)" in at.main.caption[0].value  # the banner names what runs
     assert not [w for w in at.main.warning if head in w.value]
     assert len(at.get("plotly_chart")) >= 2  # predictions (MLM: top-k and logit lens; NSP: yours and a random one)

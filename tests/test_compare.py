@@ -135,3 +135,12 @@ def _values(y) -> np.ndarray:
 
         return np.frombuffer(base64.b64decode(y["bdata"]), dtype=np.dtype(y["dtype"]))
     return np.asarray(y, dtype=float)
+
+
+def test_a_long_text_is_compared_through_each_models_window(tiny_bert_dir, tiny_distilbert_dir):
+    at = open_compare(str(tiny_bert_dir), str(tiny_distilbert_dir), text="the cat sat on the mat. " * 12,
+                      a_positions_from=20)
+    assert at.slider(key="a_positions_from").value == 20 and at.slider(key="b_positions_from").value == 0
+    heatmaps = [c for c in charts(at) if "head 0" in c["layout"]["title"]["text"]]
+    first, second = (c["layout"]["xaxis"]["tickvals"] for c in heatmaps)
+    assert (min(first), max(first), min(second), max(second)) == (20, 59, 0, 39)

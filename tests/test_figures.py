@@ -206,3 +206,22 @@ def test_a_mask_chart_names_its_two_colours(tiny_bert):
     assert (trace.zmin, trace.zmax) == (0, 1) and list(trace.colorbar.tickvals) == [0.25, 0.75]
     assert trace.colorscale[0][1] == trace.colorscale[1][1] != trace.colorscale[-1][1]  # one colour per half
     assert "1 = may attend, 0 = blocked" in trace.hovertemplate
+
+
+def test_the_head_view_has_one_layer_control_the_pages(tiny_bert):
+    """bertviz gets one layer, so its layer menu would offer one choice beside the page's slider: it is hidden
+    (kept in the page, since bertviz's script reads it). Fails if bertviz changes that markup."""
+    result = bertlab.analyze(tiny_bert, "the cat sat.")
+    page = attention_views.head_view(result.tokens, result.bidirectional.attentions, layer=1)
+    assert page.count(attention_views.LAYER_MENU) == 1  # the one inside the hidden span below
+    assert '<span hidden>Layer: <select id="layer"></select></span>' in page
+
+
+def test_mask_each_bars_stand_at_their_positions(tiny_bert):
+    result = _long(tiny_bert)
+    each = bertlab.mask_each_token(tiny_bert, result.encoding)
+    fig = figures.mask_each_chart(result.tokens, each, slice(20, 30))
+    assert list(fig.data[0].x) == [p for p in each.positions if 20 <= p < 30] == list(range(20, 30))
+    assert list(fig.layout.xaxis.tickvals) == list(range(20, 30))
+    empty = figures.mask_each_chart(result.tokens, each, slice(63, 64))  # only [SEP]: nothing, and no error
+    assert len(empty.data[0].x) == 0

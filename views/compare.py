@@ -71,19 +71,28 @@ else:
 
 st.subheader("Attention")
 columns = st.columns(2)
+windows = []
 for side, (column, loaded, result) in enumerate(zip(columns, models, results)):
     with column:
         layer, head = lab_ui.layer_head(result, prefix=f"{'ab'[side]}_")
+        window = lab_ui.token_window(result.tokens, prefix=f"{'ab'[side]}_")
+        windows.append(window)
         lab_ui.chart(
-            figures.attention_heatmap(result.tokens, result.bidirectional.attentions[layer, head], title=f"{loaded.info.name}: layer {layer}, head {head}"),
+            figures.attention_heatmap(result.tokens, result.bidirectional.attention(layer, head),
+                                      title=f"{loaded.info.name}: layer {layer}, head {head}", window=window),
             key=f"compare_attention_{side}",
         )
 
 st.subheader("One word in both models")
+window_a = windows[0]
 words = [t for t in results[0].tokens if not t.special]
 if not words:
     st.stop()
-position = words[lab_ui.token_picker("Word", words, key="compare_word", default=0, help="A word of the text, found in the second model by its characters.")].position
+# past WINDOW_TOKENS words, the pills offer the first model's window (512 pills would fill a phone many times)
+shown = [i for i, t in enumerate(words) if window_a is None or window_a.start <= t.position < window_a.stop]
+window_words = slice(shown[0], shown[-1] + 1) if window_a is not None and shown else None
+position = words[lab_ui.token_picker("Word", words, key="compare_word", default=0, window=window_words,
+                                     help="A word of the text, found in the second model by its characters.")].position
 comparison = lab_ui.guarded(lambda: compare.compare_word(results[0], results[1], position))
 st.caption(
     f"“{comparison.word}” is {' '.join(comparison.pieces[0])} in {names[0]} and {' '.join(comparison.pieces[1])} in {names[1]} "

@@ -98,8 +98,9 @@ elif step == "Masked LM":
     explain(
         "Pre-training task 1, the **masked language model**: 15% of tokens are chosen; 80% of those become "
         "`[MASK]`, 10% a random token, 10% stay as they are, and BERT predicts the originals, using both sides.",
-        "put `[MASK]` in the text: the top guesses should fit both the words before and after it.",
+        "put `[MASK]` in the text: with trained weights the top guesses fit both the words before and after it.",
     )
+    lab_ui.random_weights_note(loaded)
     if "mlm" not in result.model.heads_available:
         lab_ui.missing_head(loaded, "mlm")
     elif not result.mask_positions:
@@ -154,8 +155,10 @@ else:
         "Pre-training task 2, **next sentence prediction**: for half the pairs B really followed A (IsNext), for "
         "half it was a random sentence. A head on the pooled `[CLS]` vector predicts which. BERT was pre-trained "
         "on BooksCorpus (800M words) and English Wikipedia (2,500M words).",
-        "add a second sentence in the sidebar: a real continuation should score higher than an unrelated one.",
+        "add a second sentence in the sidebar: with trained weights a real continuation usually scores higher than "
+        "an unrelated one.",
     )
+    lab_ui.random_weights_note(loaded)
     if result.nsp is None:
         lab_ui.missing_head(loaded, "nsp")
     else:

@@ -9,13 +9,14 @@ lab_ui.header(
     "`[MASK]`, 10% a random token and 10% stayed unchanged; the **MLM head** (a dense layer, GELU, LayerNorm, "
     "then a projection onto the vocabulary tied to the token embeddings) predicts the original. Type "
     "`[MASK]` in the text or pick tokens to mask below.",
-    "how confident the guesses are and whether they fit both sides of the blank; in the mask-each-token "
+    "how confident the guesses are and whether they fit both sides of the blank (with trained weights they usually do); in the mask-each-token "
     "chart, which words the context makes predictable; in the logit lens, the layer where the answer appears.",
 )
 loaded = lab_ui.model()
 if "mlm" not in loaded.info.heads_available:
     lab_ui.missing_head(loaded, "mlm")
     st.stop()
+lab_ui.random_weights_note(loaded)
 
 base = lab_ui.encoding()
 choices = {f"{t.position}:{t.text}": t.position for t in base.tokens if not t.special}

@@ -11,13 +11,15 @@ lab_ui.header(
     "followed A (IsNext), or a random one (NotNext)? Half the training pairs were each. The **NSP head** "
     "reads the pooled `[CLS]` vector (a dense layer with tanh, then two logits). Segment embeddings tell "
     "the model which tokens belong to A and which to B.",
-    "your second sentence beside a random one, as in training: a sensible continuation (“I have a pen” → “the pen "
-    "is red”) should score higher than a sentence from elsewhere. Put the second sentence in the sidebar.",
+    "your second sentence beside a random one, as in training: with trained weights a sensible continuation "
+    "(“I have a pen” → “the pen is red”) usually scores higher than a sentence from elsewhere. Put the second "
+    "sentence in the sidebar.",
 )
 loaded = lab_ui.model()
 if "nsp" not in loaded.info.heads_available:
     lab_ui.missing_head(loaded, "nsp")
     st.stop()
+lab_ui.random_weights_note(loaded)
 result = lab_ui.analysis(loaded)
 pieces = " ".join(
     f"<span style='color:{figures.SEGMENT_COLOURS[t.segment]};font-weight:{700 if t.special else 400}'>{html.escape(t.text)}</span>"
@@ -28,7 +30,7 @@ st.caption("Segment A in blue, segment B in orange; segment ids: " + "".join(str
 
 first, second = st.session_state.get("text", ""), (st.session_state.get("pair") or "").strip()
 c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-seed = c1.number_input("Random sentence number", 0, 9_999, 0, key="random", bind="query-params",
+seed = c1.number_input("Random sentence number", 0, 9_999, key="random", bind="query-params",
                        help="Which sentence of bertlab's word-sense corpus stands in for 'a random sentence from elsewhere'; "
                             "the number is in the link, so the class sees the same one.")
 c2.button("🎲 Another", key="another_random", width="stretch",
@@ -49,6 +51,7 @@ for (column, title), sentence, probability, cut in zip(columns, scores.seconds, 
         lab_ui.chart(figures.nsp_gauge(float(probability)), key=f"nsp_{title.split()[0].lower()}")
         if cut:
             st.caption("This pair is longer than the model's positions: its end was cut before scoring.")
-st.caption(f"Both pairs ran through {loaded.info.name} as one padded batch; the random sentence comes from bertlab's "
-           "own corpus, standing in for NSP's 'a sentence from another document'.")
+st.caption(("Both pairs ran through " if second else "It ran through ") + f"{loaded.info.name}"
+           + (" as one padded batch" if second else "") + "; the random sentence comes from bertlab's own corpus, "
+           "standing in for NSP's 'a sentence from another document'.")
 lab_ui.notes(result)

@@ -18,7 +18,7 @@ lab_ui.header(
     "Word sense",
     "A static word vector gives “bank” one meaning. BERT's hidden states are **contextual**: the vector "
     "for “bank” at each layer depends on the whole sentence. Compare the target word's vectors across "
-    "sentences by cosine similarity, layer by layer (layer 0 is the embedding output: the same for every "
+    "sentences by cosine similarity, layer by layer, starting from the embeddings (the same vector in every "
     "sentence up to position and segment).",
     "how the similarity changes as the layers mix in context (in trained models it falls for different senses). Under the **causal** mask, “bank” in “I went to the "
     "bank to deposit money” and “I went to the bank to catch some fish” has the same left context, so it is "
@@ -121,7 +121,7 @@ else:
     k = c2.number_input("Neighbours", 1, 20, 5, key="corpus_k")
     # the word's vectors in your sentence come from the run above: the same pooling as the index
     query = {kind: result.vectors[kind][:, i] for kind in result.vectors}
-    st.markdown(f"The corpus sentences whose **{word}** is nearest to yours at layer {layer} (cosine):")
+    st.markdown(f"The corpus sentences whose **{word}** is nearest to yours after {figures.hidden_state_name(layer)} (cosine):")
     for column, kind in zip(st.columns(2), index.mask_types):
         near = corpora.neighbors(index, word, query, layer, kind, k)
         with column:
