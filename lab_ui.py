@@ -459,7 +459,7 @@ h1 { font-size: 3.2rem !important; } h2, h3 { font-size: 2.2rem !important; }
 [data-testid=stAlert] p { font-size: 1.2rem; }
 .chips { font-size: 1.6rem !important; }
 [data-testid=stProgress] p { font-size: 1.8rem !important; font-weight: 600; }
-[data-testid=stMainBlockContainer] { max-width: 100%; padding-left: 2rem; padding-right: 2rem; padding-top: 2.5rem; }
+[data-testid=stMainBlockContainer] { max-width: 100%; padding-left: 2rem; padding-right: 2rem; padding-top: 4.5rem; }
 </style>"""
 
 

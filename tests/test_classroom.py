@@ -168,6 +168,13 @@ def test_a_long_text_on_a_phone_has_token_labels_that_do_not_overlap(classroom, 
     pg.screenshot(path=str(shots / "14-phone-long-text.png"))
 
 
+BANNER_SEEN = """() => {
+  const line = [...document.querySelectorAll('[data-testid=stCaptionContainer]')].find(e => e.innerText.includes('Model running'));
+  const box = line.getBoundingClientRect();
+  return box.top >= 0 && line.contains(document.elementFromPoint(box.left + 8, box.top + box.height / 2));
+}"""
+
+
 STEP_IN_VIEW = """(title) => {
   const bar = [...document.querySelectorAll('[data-testid=stProgress]')].find(e => e.innerText.includes(title));
   if (!bar) return false;
@@ -186,6 +193,7 @@ def test_a_projector_shows_each_lesson_steps_title_on_the_first_screen(classroom
     pg = new(PROJECTOR)
     open_page(pg, f"{server}/?model=minilm&present=true&text=I+went+to+the+bank+to+deposit+money.")
     assert pg.get_by_text("About BERT and the model running here").first.is_visible()  # the intro is folded
+    assert pg.evaluate(BANNER_SEEN), "the line naming the running model is hidden under the toolbar"
     for number, step in enumerate(steps, start=1):
         title = f"Step {number} of {len(steps)}: {step}"
         try:
