@@ -64,6 +64,10 @@ def attention_heatmap(tokens: Sequence[Token], weights: np.ndarray, title: str =
     w = window or slice(None)
     tokens = list(tokens)[w]
     weights = np.asarray(weights)[w, w]
+    if window is not None and zmax == 1.0 and weights.size:
+        # a window of a long text: a row's weight is spread over hundreds of keys, so on a 0-1 scale the chart is
+        # white; the colour bar says the fitted top
+        zmax = max(float(weights.max()), 1e-6)
     pieces, positions = _pieces(tokens), _positions(tokens)
     # Token names in the hover cost a string per cell; past HOVER_TOKENS the hover shows positions only.
     labelled = len(tokens) <= HOVER_TOKENS

@@ -167,7 +167,9 @@ def test_word_sense(server, page, shot):
 
 def test_next_sentence(server, page, shot):
     open_page(page, f"{server}/next-sentence" + q(model="random:bert-mini", text="i have a pen", pair="the pen is red"))
-    assert visible(page, "P(IsNext)")
+    plots(page, 2)  # your second sentence and a random one, side by side
+    assert page.get_by_text("P(IsNext)").count() == 2
+    assert visible(page, "A random sentence")
     shot(page, "7-next-sentence")
 
 

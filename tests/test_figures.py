@@ -225,3 +225,13 @@ def test_mask_each_bars_stand_at_their_positions(tiny_bert):
     assert list(fig.layout.xaxis.tickvals) == list(range(20, 30))
     empty = figures.mask_each_chart(result.tokens, each, slice(63, 64))  # only [SEP]: nothing, and no error
     assert len(empty.data[0].x) == 0
+
+
+def test_a_window_fits_its_colour_scale_and_a_whole_text_keeps_0_to_1(tiny_bert):
+    result = _long(tiny_bert)
+    weights = result.bidirectional.attention(0, 0)
+    assert figures.attention_heatmap(result.tokens, weights).data[0].zmax == 1.0
+    windowed = figures.attention_heatmap(result.tokens, weights, window=slice(10, 50)).data[0]
+    assert windowed.zmax == pytest.approx(float(weights[10:50, 10:50].max()))
+    mask = figures.mask_matrix(result.tokens, result.causal.allowed, "causal", slice(10, 50)).data[0]
+    assert (mask.zmin, mask.zmax) == (0, 1)  # two colours, whatever the window
