@@ -520,6 +520,7 @@ def _chart(fig, key: str) -> None:
     _fit_title(fig)
     if presenting():
         fig.update_layout(font=dict(size=20, color="#000"), title_font_size=26)
+        fig.update_annotations(font_size=22)  # subplot titles are annotations, with their own (small) font
         fig.update_xaxes(tickfont_size=18)
         fig.update_yaxes(tickfont_size=18)
         for axis in (*fig.select_xaxes(), *fig.select_yaxes()):  # 18-px labels need twice the room: half as many

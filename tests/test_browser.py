@@ -78,7 +78,9 @@ def shot(shots):
 
 
 def plots(pg, at_least: int) -> None:
-    pg.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= {at_least}", timeout=60_000)
+    """Wait for `at_least` drawn plotly charts (each holds two .main-svg layers: count charts, not layers)."""
+    pg.wait_for_function(f"() => [...document.querySelectorAll('.js-plotly-plot')].filter(p => p.querySelector('.main-svg')).length >= {at_least}",
+                         timeout=60_000)
 
 
 def visible(pg, text: str) -> bool:

@@ -119,7 +119,8 @@ def test_compare_page_in_chromium(app_server, chromium, tmp_path_factory):
         page = context.new_page()
         page.goto(f"{app_server.url}/compare?{query}")
         wait_idle(page, 120_000)
-        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 5", timeout=60_000)
+        page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].filter(p => p.querySelector('.main-svg')).length >= 5",
+                               timeout=60_000)  # charts, not their .main-svg layers
         assert page.locator(".chips").count() == 2
         assert page.locator("[data-testid=stException]").count() == 0
         shots.mkdir(parents=True, exist_ok=True)

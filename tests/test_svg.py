@@ -47,7 +47,9 @@ def test_every_chart_downloads_as_svg_and_png(app_server, page, tiny_bert_dir, t
     query = urllib.parse.urlencode({"model": str(tiny_bert_dir), "text": "the quick brown [MASK] jumps over the lazy dog ."})
     page.goto(f"{app_server.url}/masked-lm?{query}")
     wait_idle(page, 90_000)
-    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=60_000)
+    # two drawn charts (each plotly chart holds two .main-svg layers, so count the charts)
+    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].filter(p => p.querySelector('.main-svg')).length >= 2",
+                           timeout=60_000)
     charts = page.locator(".js-plotly-plot")
     page.wait_for_function(
         "() => document.querySelectorAll('.modebar-btn[data-bertlab-svg]').length === document.querySelectorAll('.js-plotly-plot').length",
