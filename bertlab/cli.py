@@ -1,4 +1,4 @@
-"""Command line: `bertlab analyze|senses|probe-senses|neighbors|head|layers|ablate|knockout|importance|attribute|
+"""Command line: `bertlab analyze|nsp|senses|probe-senses|neighbors|head|layers|ablate|knockout|importance|attribute|
 prefetch|bench|app` (or `python -m bertlab ...`). JSON output is a contract for scripts."""
 
 from __future__ import annotations
@@ -31,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--pair", help="second sentence (segment B)")
     analyze.add_argument("--top-k", type=int, default=5)
     model_options(analyze)
+
+    nsp = sub.add_parser("nsp", help="P(IsNext) of each second sentence after TEXT, in one padded batch")
+    nsp.add_argument("text", help="the first sentence (segment A)")
+    nsp.add_argument("seconds", nargs="*", metavar="SECOND", help="second sentences (segment B) to score")
+    nsp.add_argument("--random", type=int, metavar="N", help="also score random sentence number N of bertlab's corpus")
+    model_options(nsp)
 
     senses = sub.add_parser("senses", help="a word's similarity across sentences, per layer, under both masks")
     senses.add_argument("--target", required=True)
@@ -161,6 +167,8 @@ def _run(args: argparse.Namespace) -> int:
         return _inside(loaded, args)
     if args.command in ("ablate", "knockout", "importance", "attribute"):
         return _experiment(loaded, args)
+    if args.command == "nsp":
+        return _next_sentence(loaded, args)
     if args.command == "analyze":
         from .analysis import analyze
 
@@ -173,6 +181,31 @@ def _run(args: argparse.Namespace) -> int:
         result = senses(loaded, args.target, args.sentences)
         data = result.to_dict()
         print(json.dumps(data) if args.json else _senses_text(data))
+    return 0
+
+
+def _next_sentence(loaded, args: argparse.Namespace) -> int:
+    from .nsp import next_sentence, random_sentence
+
+    seconds = list(args.seconds)
+    if args.random is not None:
+        seconds.append(random_sentence(avoid=[args.text, *seconds], seed=args.random))
+    if not seconds:
+        raise BertlabError("Give at least one second sentence, or --random N for one from bertlab's corpus.")
+    result = next_sentence(loaded, args.text, seconds)
+    data = {
+        "model": loaded.info.name,
+        "text": args.text,
+        "pairs": [
+            {"second": s, "is_next": round(float(p), 6), "random": args.random is not None and i == len(seconds) - 1, "truncated": cut}
+            for i, (s, p, cut) in enumerate(zip(result.seconds, result.is_next, result.truncated))
+        ],
+    }
+    if args.json:
+        print(json.dumps(data))
+    else:
+        for pair in data["pairs"]:
+            print(f"P(IsNext) {pair['is_next']:.3f}  {pair['second']}" + ("  (random)" if pair["random"] else ""))
     return 0
 
 

@@ -42,3 +42,19 @@ def test_the_random_sentence_is_reproducible_and_never_the_users():
     assert one == nsp.random_sentence(seed=3)
     assert nsp.random_sentence(avoid=[one], seed=3) != one
     assert len({nsp.random_sentence(seed=s) for s in range(10)}) > 1
+
+
+def test_the_nsp_command_scores_yours_and_a_random_one(tiny_bert_dir, tiny_bert, capsys):
+    import json
+
+    from bertlab.cli import main
+
+    code = main(["nsp", "the cat sat.", "the dog sat.", "--random", "2", "--model", str(tiny_bert_dir), "--device", "cpu", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0 and [p["random"] for p in data["pairs"]] == [False, True]
+    other = nsp.random_sentence(avoid=["the cat sat.", "the dog sat."], seed=2)
+    assert [p["second"] for p in data["pairs"]] == ["the dog sat.", other]
+    expected = nsp.next_sentence(tiny_bert, "the cat sat.", ["the dog sat.", other]).is_next
+    np.testing.assert_allclose([p["is_next"] for p in data["pairs"]], expected, atol=1e-5)
+    assert main(["nsp", "the cat sat.", "--model", str(tiny_bert_dir), "--device", "cpu"]) == 2  # nothing to score
+    assert "at least one second sentence" in capsys.readouterr().err
