@@ -31,6 +31,7 @@ from . import attention_views, figures
 from .analysis import Analysis
 from .errors import InputError, MissingHeadError, NoMaskError
 from .masks import MASK_TYPES
+from .nsp import NextSentence
 from .senses import Senses
 from .tokens import Encoding
 
@@ -182,6 +183,16 @@ def senses(s: Senses, layer: int | None = None, pair: tuple[int, int] = (0, 1)) 
             Chart(figures.similarity_by_layer(s, i, j)),
         ]
     )
+
+
+def nsp(result: NextSentence) -> Views:
+    """P(IsNext) for each second sentence (`bertlab.nsp.next_sentence`; the Next sentence page): one chart each."""
+    charts = []
+    for sentence, probability in zip(result.seconds, result.is_next):
+        fig = figures.nsp_gauge(float(probability))
+        fig.update_layout(title=html_lib.escape(sentence), margin=dict(t=40))
+        charts.append(Chart(fig))
+    return Views(charts)
 
 
 def side_by_side(panels: Sequence[go.Figure], titles: Sequence[str]) -> go.Figure:

@@ -58,3 +58,12 @@ def test_the_nsp_command_scores_yours_and_a_random_one(tiny_bert_dir, tiny_bert,
     np.testing.assert_allclose([p["is_next"] for p in data["pairs"]], expected, atol=1e-5)
     assert main(["nsp", "the cat sat.", "--model", str(tiny_bert_dir), "--device", "cpu"]) == 2  # nothing to score
     assert "at least one second sentence" in capsys.readouterr().err
+
+
+def test_a_notebook_shows_each_pair(tiny_bert):
+    from bertlab import show
+
+    result = nsp.next_sentence(tiny_bert, "the cat sat.", ["the dog sat.", "<b>a pen</b>"])
+    views = show.nsp(result)
+    assert len(views) == 2
+    assert [c.figure.layout.title.text for c in views.parts] == ["the dog sat.", "&lt;b&gt;a pen&lt;/b&gt;"]
