@@ -106,6 +106,7 @@ def test_pip_install_gives_the_command_the_package_data_and_the_app(tmp_path, ti
     app = Path(paths["app"])
     assert app == package / "_app" / "app.py" and app.is_file()
     assert (app.parent / "lab_ui.py").is_file()
+    assert (app.parent / "lab_widgets.py").is_file()
     assert {p.name for p in (ROOT / "views").glob("*.py")} <= {p.name for p in (app.parent / "views").glob("*.py")}
     assert paths["title"] == "Tokenization", "the installed app did not render its Tokenization page"
 

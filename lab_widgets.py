@@ -1,0 +1,214 @@
+"""Drawing helpers every page shares: headers, charts (touch, presenter and phone rules), token pickers and the
+window of positions a long text is drawn through. No model, cache or engine calls here (those are lab_ui's);
+pages reach these as `lab_ui.chart`, `lab_ui.token_window`, ... through lab_ui's imports.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import numpy as np
+
+import streamlit as st
+
+from bertlab import modebar
+from bertlab.analysis import Analysis
+
+
+def header(title: str, explanation: str, look_for: str) -> None:
+    st.title(title)
+    st.markdown(explanation)
+    st.info(f"**What to look at:** {look_for}", icon="👀")
+
+
+def notes(result: Analysis) -> None:
+    """The analysis' notes, and its download as JSON (the same object `python -m bertlab analyze --json` prints)."""
+    for note in result.notes:
+        if note != result.model.notice:
+            st.caption(f"ℹ️ {note}")
+    st.download_button(
+        "Download this analysis (JSON)",
+        data=lambda: json.dumps(result.to_dict(), indent=1),
+        file_name="bertlab-analysis.json",
+        mime="application/json",
+        on_click="ignore",
+        key="analysis_json",
+        icon=":material/download:",
+    )
+
+
+def presenting() -> bool:
+    return str(st.session_state.get("present", st.query_params.get("present", ""))).lower() in ("1", "true")
+
+
+PRESENTER_CSS = """<style>
+html, body, [data-testid=stAppViewContainer] { font-size: 22px; color: #000; background: #fff; }
+[data-testid=stMarkdownContainer] p, [data-testid=stMarkdownContainer] li { font-size: 1.25rem; line-height: 1.5; color: #000; }
+h1 { font-size: 3.2rem !important; } h2, h3 { font-size: 2.2rem !important; }
+[data-testid=stAlert] p { font-size: 1.2rem; }
+.chips { font-size: 1.6rem !important; }
+[data-testid=stProgress] p { font-size: 1.8rem !important; font-weight: 600; }
+[data-testid=stMainBlockContainer] { max-width: 100%; padding-left: 2rem; padding-right: 2rem; padding-top: 4.5rem; }
+</style>"""
+
+
+def image(png: bytes, key: str) -> None:
+    """A server-rendered PNG with its download (sent only on click; shown as PNG, not re-encoded as JPEG)."""
+    st.image(png, width="content", output_format="PNG")
+    st.download_button("PNG", lambda: png, file_name=f"bertlab-{key}.png", mime="image/png", type="tertiary",
+                       icon=":material/download:", on_click="ignore", key=f"{key}_png")
+
+
+TITLE_CHARS = 48
+"""A chart title longer than this wraps (plotly's SVG titles never wrap, and a phone shows ~50 characters)."""
+
+TOUCH_CSS = """<style>
+/* On a touch screen plotly's toolbar sits over the chart title and hover-only buttons mean little: hide it
+   there (the PNG/SVG buttons stay on desktop; the HTML download under each chart works everywhere). */
+@media (hover: none) and (pointer: coarse) { .js-plotly-plot .modebar-container { display: none !important; } }
+/* Pills and segmented controls scroll sideways, unmarked, when they do not fit (the Attention page's View on a
+   phone hid Statistics and Rollout): wrap them onto a second line instead. */
+[data-testid=stButtonGroup] > div:has(> button) { flex-wrap: wrap !important; overflow-x: visible !important; row-gap: 0.4rem; }
+/* A token axis with many labels (chart(), DENSE_LABELS) keeps one label in three on a phone-sized screen: the
+   server cannot know the width, and plotly never thins labels given as an array. */
+@media (max-width: 640px) {
+  [class*="st-key-dense_"] .xaxislayer-above > g:not(:nth-child(3n+1)) { display: none; }
+}
+</style>"""
+
+
+def _fit_title(fig) -> None:
+    """Wrap a long title at word boundaries and let it push the top margin instead of overlapping the plot."""
+    text = fig.layout.title.text
+    if text and "<br>" not in text and len(text) > TITLE_CHARS:
+        fig.update_layout(title_text="<br>".join(textwrap.wrap(text, TITLE_CHARS, break_long_words=False)))
+    if text:
+        fig.update_layout(title_automargin=True, title_yref="paper")
+
+
+PRESENTER_LABELS = 20
+"""In presenter mode an axis keeps at most this many labels (their font is 18 px instead of 12)."""
+DENSE_LABELS = 16
+"""A chart with more token labels than this on an x axis is marked dense: a phone shows a third of them."""
+
+
+def _dense(fig) -> bool:
+    return any(len(axis.tickvals or ()) > DENSE_LABELS for axis in fig.select_xaxes())
+
+
+def chart(fig, key: str) -> None:
+    """A plotly chart with PNG and SVG downloads (plotly's own toolbar, no server round trip) and HTML on demand."""
+    if _dense(fig):
+        with st.container(key=f"dense_{key}"):
+            _chart(fig, key)
+    else:
+        _chart(fig, key)
+
+
+def _chart(fig, key: str) -> None:
+    _fit_title(fig)
+    if presenting():
+        fig.update_layout(font=dict(size=20, color="#000"), title_font_size=26)
+        fig.update_annotations(font_size=22)  # subplot titles are annotations, with their own (small) font
+        fig.update_xaxes(tickfont_size=18)
+        fig.update_yaxes(tickfont_size=18)
+        for axis in (*fig.select_xaxes(), *fig.select_yaxes()):  # 18-px labels need twice the room: half as many
+            if axis.tickvals is not None and axis.ticktext is not None and len(axis.tickvals) > PRESENTER_LABELS:
+                step = -(-len(axis.tickvals) // PRESENTER_LABELS)
+                axis.update(tickvals=axis.tickvals[::step], ticktext=axis.ticktext[::step])
+    st.plotly_chart(
+        fig,
+        key=key,
+        config={"toImageButtonOptions": {"format": "png", "filename": f"bertlab-{key}", "scale": 2}, "displaylogo": False},
+    )
+    st.html(modebar.SVG_BUTTON_SCRIPT, unsafe_allow_javascript=True)  # an SVG button beside the camera (PNG)
+    st.download_button(
+        "HTML", data=lambda: fig.to_html(include_plotlyjs=True, full_html=True), file_name=f"bertlab-{key}.html",
+        mime="text/html", on_click="ignore", key=f"{key}_html", type="tertiary", icon=":material/download:",
+        help="This chart as a standalone, offline HTML file (PNG and SVG: the camera and SVG icons on the chart).",
+    )
+
+
+def layer_head(result: Analysis, prefix: str = "") -> tuple[int, int]:
+    """Layer and head sliders bound to the URL."""
+    c1, c2 = st.columns(2)
+    layers, heads = result.model.layers, result.model.heads
+    for key, top in ((f"{prefix}layer", layers - 1), (f"{prefix}head", heads - 1)):
+        if key in st.session_state and st.session_state[key] > top:
+            st.session_state[key] = top
+    layer = c1.slider("Layer", 0, layers - 1, key=f"{prefix}layer", bind="query-params")
+    head = c2.slider("Head", 0, heads - 1, key=f"{prefix}head", bind="query-params")
+    return layer, head
+
+
+def top_share(tokens, weights: np.ndarray) -> str:
+    """How much of one attention row its largest weights take, measured (a 'What to notice' must hold for the
+    model on screen: random weights spread a row evenly)."""
+    order = np.argsort(weights)[::-1]
+    top = order[: min(3, len(order))]
+    return (f"Here the top key, “{tokens[int(order[0])].text}”, takes {weights[order[0]]:.0%} of the row and the "
+            f"{len(top)} largest {weights[top].sum():.0%}.")
+
+
+def token_labels(tokens) -> list[str]:
+    """Token texts made unique (a repeated piece gets its position), because a URL-bound widget stores
+    the label, and duplicate labels would point to the last occurrence."""
+    counts: dict[str, int] = {}
+    for t in tokens:
+        counts[t.text] = counts.get(t.text, 0) + 1
+    return [t.text if counts[t.text] == 1 else f"{t.text} ({t.position})" for t in tokens]
+
+
+def token_picker(label: str, tokens, key: str, default: int = 1, help: str | None = None,
+                 window: slice | None = None) -> int:
+    """Tap a token (pills wrap on a phone); bound to the URL by the token's label. With a window, its tokens are
+    offered (512 pills would fill a phone's screen many times over), and the one already chosen stays offered:
+    moving the window zooms the charts, it does not change the choice."""
+    labels = token_labels(tokens)
+    current = st.session_state.get(key)
+    if not isinstance(current, int) or not 0 <= current < len(tokens):
+        st.session_state.pop(key, None)
+        current = None
+    offered = sorted(set(range(len(tokens))[window or slice(None)]) | ({current} if current is not None else set()))
+    chosen = st.pills(label, offered, key=key, default=default if default in offered else offered[0],
+                      format_func=labels.__getitem__, bind="query-params", help=help)
+    return offered[0] if chosen is None else int(chosen)
+
+
+WINDOW_TOKENS = 40
+"""Past this many tokens, pages draw a window of positions: 512 token labels on one axis cannot be read (nor
+tapped), and a 512 × 512 heatmap is 262,144 cells to send to a phone."""
+WINDOW_SIZES = (40, 80, 128)
+"""How many positions a window may show: 128 at most (16,384 cells per heatmap); the All heads view and the
+thumbnails show every position at once."""
+
+
+def _shift_window(key: str, by: int, top: int) -> None:
+    st.session_state[key] = min(max(0, int(st.session_state.get(key) or 0) + by), top)
+
+
+def token_window(tokens, prefix: str = "") -> slice | None:
+    """Which positions the charts draw when the text is longer than WINDOW_TOKENS (None: every token): how many
+    (40, 80 or 128) and from which position, with ◀ ▶ to step by a window (a slider over 512 positions is
+    0.7 px per position on a phone). Both are in the URL (?positions_from=100&positions_shown=40). Every
+    position was computed; only the drawing zooms."""
+    n = len(tokens)
+    if n <= WINDOW_TOKENS:
+        return None
+    k_from, k_shown = f"{prefix}positions_from", f"{prefix}positions_shown"
+    sizes = [size for size in WINDOW_SIZES if size < n]
+    if st.session_state.get(k_shown) not in (None, *sizes):
+        del st.session_state[k_shown]  # a size left over from a longer text
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        shown = st.segmented_control("Tokens shown", sizes, key=k_shown, default=sizes[0], bind="query-params",
+                                     help=f"The text has {n} tokens; a chart labels {WINDOW_TOKENS} of them readably. "
+                                          "All heads (Attention page) shows every position at once.") or sizes[0]
+        top = n - shown
+        if isinstance(st.session_state.get(k_from), int) and st.session_state[k_from] > top:
+            st.session_state[k_from] = top  # a start left over from a longer text or a wider window
+        st.button("◀", key=f"{k_from}_back", help=f"The {shown} positions before", on_click=_shift_window, args=(k_from, -shown, top))
+        st.button("▶", key=f"{k_from}_next", help=f"The {shown} positions after", on_click=_shift_window, args=(k_from, shown, top))
+    start = st.slider("From position", 0, top, key=k_from, bind="query-params")
+    st.caption(f"The charts below show positions {start}–{start + shown - 1} of {n} tokens.")
+    return slice(start, start + shown)
