@@ -26,7 +26,7 @@ from bertlab.corpus import Corpus, CorpusIndex, build_index
 from bertlab.tokens import Encoding, encode, with_masks
 from lab_widgets import (  # noqa: F401  (pages use them as lab_ui.*; they live in lab_widgets)
     header, notes, presenting, PRESENTER_CSS, image, TITLE_CHARS,
-    TOUCH_CSS, PRESENTER_LABELS, DENSE_LABELS, chart, layer_head, top_share,
+    TOUCH_CSS, PRESENTER_LABELS, DENSE_LABELS, chart, layer_head, top_share, offered_positions,
     token_labels, token_picker, WINDOW_TOKENS, WINDOW_SIZES, token_window,
 )
 
@@ -295,6 +295,17 @@ def model(name: str | None = None) -> bertlab.LoadedModel:
     if loaded is None:
         st.info("Choose another model in the sidebar (for example 'minilm', which needs no network).")
         st.stop()
+    return loaded
+
+
+def model_with_head(head: str) -> bertlab.LoadedModel:
+    """The sidebar's model for a page that needs a pre-training head ("mlm" or "nsp"): without it, the page
+    says why and what works here, and stops; with random weights, it says the predictions mean nothing."""
+    loaded = model()
+    if head not in loaded.info.heads_available:
+        missing_head(loaded, head)
+        st.stop()
+    random_weights_note(loaded)
     return loaded
 
 

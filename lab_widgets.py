@@ -160,6 +160,13 @@ def token_labels(tokens) -> list[str]:
     return [t.text if counts[t.text] == 1 else f"{t.text} ({t.position})" for t in tokens]
 
 
+def offered_positions(count: int, window: slice | None, chosen: list) -> list[int]:
+    """The positions a token picker offers: the window's, and any already chosen (valid positions only), so that
+    moving the window zooms the charts and never changes a choice."""
+    kept = {p for p in chosen if isinstance(p, int) and 0 <= p < count}
+    return sorted(set(range(count)[window or slice(None)]) | kept)
+
+
 def token_picker(label: str, tokens, key: str, default: int = 1, help: str | None = None,
                  window: slice | None = None) -> int:
     """Tap a token (pills wrap on a phone); bound to the URL by the token's label. With a window, its tokens are
@@ -170,7 +177,7 @@ def token_picker(label: str, tokens, key: str, default: int = 1, help: str | Non
     if not isinstance(current, int) or not 0 <= current < len(tokens):
         st.session_state.pop(key, None)
         current = None
-    offered = sorted(set(range(len(tokens))[window or slice(None)]) | ({current} if current is not None else set()))
+    offered = offered_positions(len(tokens), window, [] if current is None else [current])
     chosen = st.pills(label, offered, key=key, default=default if default in offered else offered[0],
                       format_func=labels.__getitem__, bind="query-params", help=help)
     return offered[0] if chosen is None else int(chosen)

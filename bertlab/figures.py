@@ -41,6 +41,12 @@ def _positions(tokens: Sequence[Token]) -> list[int]:
     return [t.position for t in tokens]
 
 
+def _windowed(tokens: Sequence[Token], window: Window | None) -> tuple[list[Token], slice]:
+    """The tokens a chart draws and the slice that cuts its arrays the same way (every token without a window)."""
+    w = window or slice(None)
+    return list(tokens)[w], w
+
+
 def _token_axis(fig: go.Figure, tokens: Sequence[Token], axis: str, row: int | None = None, col: int | None = None) -> None:
     """Positions as values, pieces as tick labels: duplicates stay distinct. Past TICK_LABELS tokens only every
     n-th is labelled, "piece · position", so a thinned axis still says where it is."""
@@ -61,8 +67,7 @@ def attention_heatmap(tokens: Sequence[Token], weights: np.ndarray, title: str =
                       window: Window | None = None) -> go.Figure:
     """One head's (query, key) attention, queries down, keys across; with a window, the queries and keys of
     those positions only (so a row need not sum to 1 inside it)."""
-    w = window or slice(None)
-    tokens = list(tokens)[w]
+    tokens, w = _windowed(tokens, window)
     weights = np.asarray(weights)[w, w]
     if window is not None and zmax == 1.0 and weights.size:
         # a window of a long text: a row's weight is spread over hundreds of keys, so on a 0-1 scale the chart is
@@ -142,8 +147,7 @@ STAT_SHORT = {"entropy": "entropy", "cls": "on [CLS]", "sep": "on [SEP]", "self"
 
 def embeddings_heatmaps(tokens: Sequence[Token], e: Embeddings, window: Window | None = None) -> go.Figure:
     """token + segment + position = sum → LayerNorm, as strips over the hidden dimensions."""
-    w = window or slice(None)
-    tokens = list(tokens)[w]
+    tokens, w = _windowed(tokens, window)
     parts = [("token", e.token), ("segment", e.segment), ("position", e.position), ("sum", e.sum), ("LayerNorm(sum)", e.layernorm)]
     parts = [(name, value[w]) for name, value in parts if value is not None]
     fig = make_subplots(rows=len(parts), cols=1, shared_xaxes=True, vertical_spacing=0.03, subplot_titles=[p[0] for p in parts])
@@ -172,8 +176,7 @@ def embeddings_heatmaps(tokens: Sequence[Token], e: Embeddings, window: Window |
 
 def embedding_norms(tokens: Sequence[Token], e: Embeddings, window: Window | None = None) -> go.Figure:
     """How large each part is per token: position and segment are not small corrections."""
-    w = window or slice(None)
-    tokens = list(tokens)[w]
+    tokens, w = _windowed(tokens, window)
     fig = go.Figure()
     x = _positions(tokens)
     for name, value in (("token", e.token), ("segment", e.segment), ("position", e.position), ("sum", e.sum), ("LayerNorm(sum)", e.layernorm)):
@@ -201,8 +204,7 @@ DIVERGING = "RdBu_r"  # positive = red, negative = blue
 def head_vectors(tokens: Sequence[Token], steps: HeadSteps, window: Window | None = None) -> go.Figure:
     """bertviz's neuron view from the checkpoint's own numbers: the query q over every key k, and q ⊙ k,
     whose row sums are the scores; dimensions across, aligned column by column (keys in the window only)."""
-    w = window or slice(None)
-    tokens = list(tokens)[w]
+    tokens, w = _windowed(tokens, window)
     keys, qk = steps.k[w], steps.qk[w]
     n = len(tokens)
     fig = make_subplots(
@@ -231,8 +233,7 @@ def head_vectors(tokens: Sequence[Token], steps: HeadSteps, window: Window | Non
 def head_steps_chart(tokens: Sequence[Token], steps: HeadSteps, window: Window | None = None) -> go.Figure:
     """The four steps from scores to weights, one strip of bars per step, keys across (those in the window).
     Blocked keys are marked ✕ and get exactly 0 weight."""
-    w = window or slice(None)
-    tokens = list(tokens)[w]
+    tokens, w = _windowed(tokens, window)
     fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.07, subplot_titles=list(STEP_TITLES.values()))
     colour = MASK_COLOURS.get(steps.mask, "#2563eb")
     blocked = steps.blocked[w]
@@ -310,8 +311,7 @@ def sublayer_norms(norms: dict[str, np.ndarray], token: int, label: str) -> go.F
 
 def sublayer_shares(tokens: Sequence[Token], shares: dict[str, np.ndarray], window: Window | None = None) -> go.Figure:
     """Layer × token: how large each sublayer's update is next to the stream it is added to."""
-    w = window or slice(None)
-    tokens = list(tokens)[w]
+    tokens, w = _windowed(tokens, window)
     fig = make_subplots(rows=1, cols=2, subplot_titles=("attention: ‖A‖ / (‖A‖ + ‖x‖)", "feed-forward: ‖F‖ / (‖F‖ + ‖h‖)"),
                         horizontal_spacing=0.08)
     for col, name in enumerate(("attention", "ffn"), start=1):
@@ -326,8 +326,7 @@ def sublayer_shares(tokens: Sequence[Token], shares: dict[str, np.ndarray], wind
 
 def neuron_bars(tokens: Sequence[Token], activation: np.ndarray, layer: int, neuron: int, window: Window | None = None) -> go.Figure:
     """One feed-forward neuron's activation (after GELU) on every token of the text (in the window)."""
-    w = window or slice(None)
-    tokens = list(tokens)[w]
+    tokens, w = _windowed(tokens, window)
     fig = go.Figure(go.Bar(x=_positions(tokens), y=np.asarray(activation)[w], marker_color="#7c3aed",
                            hovertemplate="token %{x}: %{y:.3f}<extra></extra>"))
     _token_axis(fig, tokens, "x")
@@ -361,8 +360,7 @@ def change_heatmap(tokens: Sequence[Token], cosine: np.ndarray, title: str, wind
 def attribution_chart(tokens: Sequence[Token], rows: dict[str, np.ndarray], title: str, window: Window | None = None) -> go.Figure:
     """Strips of bars over the input tokens (in the window), one per explanation (attribution, attention row,
     rollout row), so a learner sees where they agree and where they do not."""
-    w = window or slice(None)
-    tokens = list(tokens)[w]
+    tokens, w = _windowed(tokens, window)
     fig = make_subplots(rows=len(rows), cols=1, shared_xaxes=True, vertical_spacing=0.08, subplot_titles=list(rows))
     colours = ("#7c3aed", "#2563eb", "#0891b2", "#ea580c")
     for row, (name, values) in enumerate(rows.items(), start=1):
@@ -468,8 +466,7 @@ def _hidden_state_axis(count: int) -> dict:
 
 def _layer_token_heatmap(tokens: Sequence[Token], z: np.ndarray, first_layer: int, colorscale: str, title: str, layer_title: str,
                          window: Window | None = None) -> go.Figure:
-    w = window or slice(None)
-    tokens = list(tokens)[w]
+    tokens, w = _windowed(tokens, window)
     z = np.asarray(z)[:, w]
     rows = hidden_state_labels(z.shape[0]) if first_layer == 0 else [str(i) for i in range(z.shape[0])]  # every row labelled
     names = [hidden_state_name(i) for i in range(z.shape[0])] if first_layer == 0 else [f"layer {i}" for i in range(z.shape[0])]

@@ -77,9 +77,7 @@ if kind == "Ablate heads":
 elif kind == "Knock out attention":
     query = lab_ui.token_picker("Query token (the one that may not look)", tokens, key="ko_query", window=window,
                                 default=result.mask_positions[0] if result.mask_positions else 1)
-    chosen = [k for k in st.session_state.get("ko_keys") or [] if isinstance(k, int) and 0 <= k < len(tokens)]
-    # the window's keys, and those already blocked: moving the window zooms the charts, it keeps the experiment
-    offered = sorted(set(range(len(tokens))[window or slice(None)]) | set(chosen))
+    offered = lab_ui.offered_positions(len(tokens), window, st.session_state.get("ko_keys") or [])
     blocked = st.pills("…may not see these keys", offered, selection_mode="multi", key="ko_keys",
                        format_func=labels.__getitem__, bind="query-params")
     first, last = st.slider("In layers", 0, info.layers - 1, (0, info.layers - 1), key="ko_layers", bind="query-params")

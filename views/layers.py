@@ -32,7 +32,7 @@ lab_ui.chart(figures.sublayer_norms(steps.norms(), token, tokens[token].text), k
 st.subheader("Feed-forward neurons")
 layer = st.slider("Layer", 0, result.model.layers - 1, key="layer", bind="query-params")
 ids, values = steps.top_neurons(layer)
-shown = slice(None) if window is None else window
+shown = window or slice(None)
 st.dataframe(
     pd.DataFrame({"position": [t.position for t in tokens[shown]], "token": [t.text for t in tokens[shown]],
                   **{f"#{r + 1}": [f"{i} ({v:.2f})" for i, v in zip(ids[shown, r], values[shown, r])] for r in range(ids.shape[1])}}),

@@ -12,11 +12,7 @@ lab_ui.header(
     "how confident the guesses are and whether they fit both sides of the blank (with trained weights they usually do); in the mask-each-token "
     "chart, which words the context makes predictable; in the logit lens, the layer where the answer appears.",
 )
-loaded = lab_ui.model()
-if "mlm" not in loaded.info.heads_available:
-    lab_ui.missing_head(loaded, "mlm")
-    st.stop()
-lab_ui.random_weights_note(loaded)
+loaded = lab_ui.model_with_head("mlm")
 
 base = lab_ui.encoding()
 choices = {f"{t.position}:{t.text}": t.position for t in base.tokens if not t.special}

@@ -15,11 +15,7 @@ lab_ui.header(
     "(“I have a pen” → “the pen is red”) usually scores higher than a sentence from elsewhere. Put the second "
     "sentence in the sidebar.",
 )
-loaded = lab_ui.model()
-if "nsp" not in loaded.info.heads_available:
-    lab_ui.missing_head(loaded, "nsp")
-    st.stop()
-lab_ui.random_weights_note(loaded)
+loaded = lab_ui.model_with_head("nsp")
 result = lab_ui.analysis(loaded)
 pieces = " ".join(
     f"<span style='color:{figures.SEGMENT_COLOURS[t.segment]};font-weight:{700 if t.special else 400}'>{html.escape(t.text)}</span>"
