@@ -1,4 +1,4 @@
-"""bertlab: a live BERT laboratory. Run with `./lab app` (or `streamlit run app.py`)."""
+"""bertlab: a live BERT laboratory. Run with `./lab app` (or `python lab_serve.py`)."""
 
 import streamlit as st
 
@@ -11,26 +11,30 @@ top.info("⏳ Loading BERT… the first visit takes about 15 seconds.")
 
 import lab_ui  # noqa: E402  (after set_page_config)
 
+# The pages live in pages/. A folder of that name also means Streamlit's older, file-based navigation until a
+# run calls st.navigation: lab_serve.py turns it off before a server's first run, but AppTest turns it back on
+# before every run, and there a URL that names a page file's stem would run that file alone, without this
+# script's sidebar. So no page file's stem is its url_path (tests/test_app.py checks).
 PAGES = {
     "Learn": [
-        st.Page("views/lesson.py", title="Guided lesson", icon="🎓", url_path="lesson", default=True),
-        st.Page("views/tokens.py", title="Tokenization", icon="🧩", url_path="tokens"),
-        st.Page("views/embeddings.py", title="Embeddings", icon="➕", url_path="embeddings"),
-        st.Page("views/masked_lm.py", title="Masked LM", icon="🎭", url_path="masked-lm"),
-        st.Page("views/next_sentence.py", title="Next sentence", icon="⏭️", url_path="next-sentence"),
+        st.Page("pages/guided_lesson.py", title="Guided lesson", icon="🎓", url_path="lesson", default=True),
+        st.Page("pages/tokenization.py", title="Tokenization", icon="🧩", url_path="tokens"),
+        st.Page("pages/three_embeddings.py", title="Embeddings", icon="➕", url_path="embeddings"),
+        st.Page("pages/masked_lm.py", title="Masked LM", icon="🎭", url_path="masked-lm"),
+        st.Page("pages/next_sentence.py", title="Next sentence", icon="⏭️", url_path="next-sentence"),
     ],
     "Look inside": [
-        st.Page("views/attention.py", title="Attention", icon="🔗", url_path="attention"),
-        st.Page("views/head.py", title="Inside a head", icon="🔍", url_path="head"),
-        st.Page("views/layers.py", title="Layers and the residual stream", icon="🥞", url_path="layers"),
-        st.Page("views/masking.py", title="Bidirectional vs causal", icon="↔️", url_path="masking"),
-        st.Page("views/word_sense.py", title="Word sense", icon="🏦", url_path="word-sense"),
+        st.Page("pages/attention_maps.py", title="Attention", icon="🔗", url_path="attention"),
+        st.Page("pages/inside_a_head.py", title="Inside a head", icon="🔍", url_path="head"),
+        st.Page("pages/residual_stream.py", title="Layers and the residual stream", icon="🥞", url_path="layers"),
+        st.Page("pages/bidirectional_vs_causal.py", title="Bidirectional vs causal", icon="↔️", url_path="masking"),
+        st.Page("pages/word_sense.py", title="Word sense", icon="🏦", url_path="word-sense"),
     ],
     "Experiment": [
-        st.Page("views/experiments.py", title="Experiments", icon="🧪", url_path="experiments"),
+        st.Page("pages/run_experiments.py", title="Experiments", icon="🧪", url_path="experiments"),
     ],
     "Compare": [
-        st.Page("views/compare.py", title="Compare models", icon="⚖️", url_path="compare"),
+        st.Page("pages/compare_models.py", title="Compare models", icon="⚖️", url_path="compare"),
     ],
 }
 

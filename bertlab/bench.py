@@ -21,22 +21,8 @@ import torch
 from .analysis import analyze_encoding
 from .loading import LoadedModel, random_model
 from .mlm import mask_each_token
+from .sample import text_of
 from .tokens import encode
-
-WORDS = (
-    "the students asked why the model could see both sides of every word while the other saw only the "
-    "left side and so they typed new sentences into the laboratory to watch attention move between layers "
-    "and heads as the teacher explained masked language modelling with examples from banks rivers and fish"
-).split()
-
-
-def text_of(tokens: int, mask: bool = True) -> str:
-    """A sentence of exactly `tokens` WordPieces, [CLS] and [SEP] included (all WORDS are single pieces)."""
-    words = [WORDS[i % len(WORDS)] for i in range(tokens - 2)]
-    if mask:
-        words[len(words) // 2] = "[MASK]"
-    return " ".join(words)
-
 
 def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
     for _ in range(warmup):
@@ -133,7 +119,7 @@ def measure_host_bytes(loaded: LoadedModel, tokens: int = 512) -> dict:
     with transfer.counting() as host:
         result = analyze_encoding(loaded, enc)
     run, layer, head = result.bidirectional, result.model.layers - 1, 0
-    with transfer.counting() as view:  # what views/attention.py's Heatmap reads
+    with transfer.counting() as view:  # what pages/attention_maps.py's Heatmap reads
         figures.attention_heatmap(result.tokens, run.attention(layer, head), title=f"layer {layer}, head {head}")
         [float(run.head_stats[name][layer, head]) for name in run.head_stats]
     return {"p4_host_bytes": host.bytes, "p4_view_bytes": view.bytes}

@@ -327,7 +327,8 @@ def run_app(streamlit_args: list[str]) -> int:
     if not script.is_file():
         print(f"error: the app is not installed with this bertlab (no {script}).", file=sys.stderr)
         return 2
-    command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    # lab_serve.py (beside app.py) is `streamlit run app.py` with st.navigation in charge from the first run
+    command = [sys.executable, str(script.with_name("lab_serve.py")), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     env = {"TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_TELEMETRY": "1", **os.environ}
     if os.name == "posix":  # become Streamlit, so a signal to `bertlab app` (Ctrl-C, a service manager) reaches it
         os.execve(sys.executable, command + streamlit_args, env)

@@ -17,7 +17,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Callable
 
-from bertlab.bench import WORDS, text_of
+from bertlab.sample import WORDS, text_of
 
 from .server import APP, CHROMIUM, FLAGS, IDLE, ROOT, AppServer, wait_idle
 
@@ -165,7 +165,7 @@ def memory_in_this_process(model: str, analyses: int) -> dict:
     at.session_state["model"] = model
     at.session_state["text"] = text_of(34)
     at.run()
-    at.switch_page("views/attention.py").run()
+    at.switch_page("pages/attention_maps.py").run()
     first = peak = proc.memory_info().rss
     samples = []
     for i in range(analyses):

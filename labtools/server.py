@@ -17,6 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 """The repository root, where `app.py` lives."""
 APP = ROOT / "app.py"
+SERVE = ROOT / "lab_serve.py"
+"""How the app is started: `streamlit run app.py` with st.navigation in charge from the first run."""
 CHROMIUM = os.environ.get("BERTLAB_CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 IDLE = "() => document.querySelector('[data-testid=stApp]')?.dataset.testScriptState === 'notRunning'"
@@ -37,7 +39,7 @@ class AppServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = log.open("w") if log else subprocess.DEVNULL
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
+            [sys.executable, str(SERVE), "--server.headless", "true",
              "--server.address", "127.0.0.1", "--server.port", str(self.port), "--browser.gatherUsageStats", "false",
              "--server.fileWatcherType", "none"],
             cwd=ROOT,

@@ -10,14 +10,14 @@ from streamlit.testing.v1 import AppTest
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 PAGES = [
-    "views/tokens.py",
-    "views/embeddings.py",
-    "views/attention.py",
-    "views/masked_lm.py",
-    "views/masking.py",
-    "views/word_sense.py",
-    "views/next_sentence.py",
-    "views/lesson.py",
+    "pages/tokenization.py",
+    "pages/three_embeddings.py",
+    "pages/attention_maps.py",
+    "pages/masked_lm.py",
+    "pages/bidirectional_vs_causal.py",
+    "pages/word_sense.py",
+    "pages/next_sentence.py",
+    "pages/guided_lesson.py",
 ]
 
 
@@ -130,9 +130,24 @@ def test_one_analysis_per_text_shared_by_pages_and_cached_compact(tiny_bert_dir,
     real = lab_ui.analyze_encoding
     monkeypatch.setattr(lab_ui, "analyze_encoding", lambda *a, **k: runs.append(1) or real(*a, **k))
     at = start(str(tiny_bert_dir), text="a sentence that no other test analyses.")
-    for page in ("views/attention.py", "views/masking.py", "views/embeddings.py", "views/attention.py"):
+    for page in ("pages/attention_maps.py", "pages/bidirectional_vs_causal.py", "pages/three_embeddings.py", "pages/attention_maps.py"):
         visit(at, page)
     assert len(runs) == 1, "pages must share the cached analysis of the same text"
     cache, _ = lab_ui._results()
     analyses = [a for a in cache.values() if isinstance(a, lab_ui.Analysis)]
     assert analyses and all(run.attentions.dtype == np.float16 for a in analyses for run in a.runs.values())
+
+
+def test_no_page_file_is_named_like_its_url():
+    """Streamlit runs pages/<url_path>.py alone (no sidebar, no banner) when a URL names it on a server's first
+    run, because a folder called pages/ also means its old file-based navigation: the stems must differ."""
+    import ast
+
+    tree = ast.parse((Path(APP).read_text()))
+    pages = {}
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and getattr(call.func, "attr", "") == "Page":
+            url = next(k.value.value for k in call.keywords if k.arg == "url_path")
+            pages[Path(call.args[0].value).stem] = url
+    assert len(pages) >= 12
+    assert not [stem for stem, url in pages.items() if stem == url], pages

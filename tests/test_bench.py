@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from bertlab.bench import text_of
+from bertlab.sample import text_of
 from bertlab.cli import main
 
 KEYS = {"p1_ratio", "p2_ratio_vs_batched", "p2_speedup_vs_loop", "p3_bytes_128", "p3_bytes_512", "p5_seconds",

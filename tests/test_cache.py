@@ -13,7 +13,7 @@ import bertlab
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 
-def start(model: str, page: str = "views/embeddings.py", text: str = "the bank was robbed .") -> AppTest:
+def start(model: str, page: str = "pages/three_embeddings.py", text: str = "the bank was robbed .") -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
     for key, value in dict(model=model, device="cpu", text=text, pair="").items():
         at.session_state[key] = value
@@ -74,7 +74,7 @@ def test_senses_and_mask_each_are_cached_across_reruns(tiny_bert_dir, monkeypatc
                            sentences="only this test has the bank here .\nand the bank there , only here .").items():
         at.session_state[key] = value
     at.run()
-    at.switch_page("views/word_sense.py")
+    at.switch_page("pages/word_sense.py")
     at.run()
     at.run()
     at.run()

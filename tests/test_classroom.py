@@ -28,14 +28,14 @@ def test_the_offline_stand_in_is_named_at_the_top_of_every_page(monkeypatch):
         at = visit(at, page)
         assert "Model running: **minilm (offline stand-in for bert-base-uncased)**" in at.main.caption[0].value, page
         assert "6 layers" in at.main.caption[0].value
-    lesson = main_text(visit(at, "views/lesson.py"))
+    lesson = main_text(visit(at, "pages/guided_lesson.py"))
     assert "12 layers" in lesson and "has 6 layers, hidden size 384" in lesson  # BERT-base's as reference, then this model's
 
 
 def test_sizes_quote_the_running_model(minilm):
-    at = visit(start("minilm"), "views/attention.py")
+    at = visit(start("minilm"), "pages/attention_maps.py")
     assert "12 in BERT-base, 16 in BERT-large, 12 in the model running here (minilm)" in main_text(at)
-    at = visit(at, "views/layers.py")
+    at = visit(at, "pages/residual_stream.py")
     assert f"3,072 in BERT-base, {minilm.info.intermediate_size:,} in the model running here" in main_text(at)
 
 
@@ -75,7 +75,7 @@ def test_an_unknown_model_is_explained_once_without_commands(name, says, monkeyp
     monkeypatch.setattr(bertlab.loading, "hub_reachable", no_network)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     at = start(name)
-    for page in (None, "views/attention.py", "views/lesson.py"):
+    for page in (None, "pages/attention_maps.py", "pages/guided_lesson.py"):
         if page:
             at.switch_page(page).run()
             assert not at.exception
@@ -232,8 +232,8 @@ def test_one_layer_numbering_with_every_row_labelled(tiny_bert):
         assert axis.title.text == "after layer"
 
 
-WINDOW_PAGES = ["views/attention.py", "views/masking.py", "views/embeddings.py", "views/head.py", "views/layers.py",
-                "views/experiments.py", "views/masked_lm.py"]
+WINDOW_PAGES = ["pages/attention_maps.py", "pages/bidirectional_vs_causal.py", "pages/three_embeddings.py", "pages/inside_a_head.py", "pages/residual_stream.py",
+                "pages/run_experiments.py", "pages/masked_lm.py"]
 LONG = "the cat sat on the mat. " * 12  # 64 tokens on the tiny model (its every position), as 512 on BERT-base
 
 
@@ -281,7 +281,7 @@ def test_a_window_keeps_choices_outside_it_and_survives_a_shorter_text(tiny_bert
     at = _long_text_app(tiny_bert_dir)
     at.session_state["experiment"] = "Knock out attention"
     at.session_state["ko_query"], at.session_state["ko_keys"] = 2, [3, 5]
-    at = visit(at, "views/experiments.py")
+    at = visit(at, "pages/run_experiments.py")
     at.slider(key="positions_from").set_value(24).run()  # the keys and the query are now outside the window
     assert not at.exception and not at.error
     assert at.session_state["ko_keys"] == [3, 5] and at.session_state["ko_query"] == 2  # the experiment is kept
@@ -302,7 +302,7 @@ def test_a_short_text_has_no_window(tiny_bert_dir):
         assert not [s for s in at.slider if s.key == "positions_from"], page
 
 
-@pytest.mark.parametrize("page, head", [("views/masked_lm.py", "masked-LM head"), ("views/next_sentence.py", "next-sentence-prediction head")])
+@pytest.mark.parametrize("page, head", [("pages/masked_lm.py", "masked-LM head"), ("pages/next_sentence.py", "next-sentence-prediction head")])
 def test_offline_the_pretraining_pages_say_what_cannot_load_and_offer_what_works(page, head, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     at = visit(start("bert-base-uncased", text="I have a [MASK].", pair="the pen is red."), page)
@@ -322,7 +322,7 @@ def test_offline_the_pretraining_pages_say_what_cannot_load_and_offer_what_works
 def test_next_sentence_scores_yours_beside_a_random_one_from_one_link(tiny_bert_dir):
     from bertlab import nsp
 
-    at = visit(start(str(tiny_bert_dir), text="the cat sat.", pair="the dog sat."), "views/next_sentence.py")
+    at = visit(start(str(tiny_bert_dir), text="the cat sat.", pair="the dog sat."), "pages/next_sentence.py")
     quotes = [m.value for m in at.main.markdown if m.value.startswith("> ")]
     other = nsp.random_sentence(avoid=["the cat sat.", "the dog sat."], seed=0)
     assert quotes == ["> the dog sat.", f"> {other}"]
@@ -340,14 +340,14 @@ def test_what_to_notice_is_measured_on_the_data_shown(tiny_bert_dir, tiny_bert):
 
     text = "the cat sat on the mat."
     result = bertlab.analyze(tiny_bert, text)
-    at = visit(start(str(tiny_bert_dir), text=text), "views/embeddings.py")
+    at = visit(start(str(tiny_bert_dir), text=text), "pages/three_embeddings.py")
     summed = np.linalg.norm(result.embeddings.sum, axis=-1)
     normed = np.linalg.norm(result.embeddings.layernorm, axis=-1)
     assert any(f"‖sum‖ ranges from {summed.min():.1f} to {summed.max():.1f}" in c.value
                and f"‖LayerNorm(sum)‖ from {normed.min():.1f} to {normed.max():.1f}" in c.value for c in at.main.caption)
     assert "every token's vector has a similar scale" not in main_text(at)
     at.session_state["layer"], at.session_state["head"], at.session_state["query"] = 1, 2, 3
-    at = visit(at, "views/head.py")
+    at = visit(at, "pages/inside_a_head.py")
     weights = inside.head_steps(tiny_bert, result, 1, 2, 3).weights
     top = np.sort(weights)[::-1]
     assert any(f"takes {top[0]:.0%} of the row and the 3 largest {top[:3].sum():.0%}" in c.value for c in at.main.caption)

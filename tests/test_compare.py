@@ -26,7 +26,8 @@ def open_compare(first: str, second: str, text: str = TEXT, **state) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     for key, value in {"model": first, "model_b": second, "device": "cpu", "text": text, "pair": "", **state}.items():
         at.session_state[key] = value
-    at.switch_page("views/compare.py")
+    at.run()  # pages are known by their url_path only after a first run
+    at.switch_page("pages/compare_models.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]

@@ -328,7 +328,7 @@ def test_word_sense_page_with_a_corpus_and_a_bad_upload(tiny_bert_dir):
     at.session_state["model"] = str(tiny_bert_dir)
     at.session_state["device"] = "cpu"
     at.run()
-    at.switch_page("views/word_sense.py").run()
+    at.switch_page("pages/word_sense.py").run()
     assert not at.exception and not at.error
     assert len(at.dataframe) == 2, "nearest corpus contexts under both masks"
     # similarity x2, PCA, by-layer, then the corpus: projection, probe for all words, probe for 'bank'

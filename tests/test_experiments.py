@@ -189,7 +189,7 @@ def test_experiments_page(tiny_bert_dir, experiment, extra):
     for key, value in dict(model=str(tiny_bert_dir), device="cpu", text=TEXT, pair="", experiment=experiment, **extra).items():
         at.session_state[key] = value
     at.run()
-    at.switch_page("views/experiments.py")
+    at.switch_page("pages/run_experiments.py")
     at.run()
     assert not at.exception and not at.error, [*at.exception, *at.error]
     specs = " ".join(c.proto.spec for c in at.get("plotly_chart"))
@@ -222,7 +222,7 @@ def test_word_sense_page_experiment(tiny_bert_dir):
                            sentences="i went to the bank .\nthe river bank was red .", sense_heads=["1.0"]).items():
         at.session_state[key] = value
     at.run()
-    at.switch_page("views/word_sense.py")
+    at.switch_page("pages/word_sense.py")
     at.run()
     assert not at.exception and not at.error, [*at.exception, *at.error]
     assert any("with 1 head(s) removed" in c.value for c in at.caption)

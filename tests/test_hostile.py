@@ -18,8 +18,8 @@ from streamlit.testing.v1 import AppTest
 import bertlab
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-PAGES = ["views/tokens.py", "views/embeddings.py", "views/attention.py", "views/masked_lm.py", "views/masking.py",
-         "views/word_sense.py", "views/next_sentence.py"]
+PAGES = ["pages/tokenization.py", "pages/three_embeddings.py", "pages/attention_maps.py", "pages/masked_lm.py", "pages/bidirectional_vs_causal.py",
+         "pages/word_sense.py", "pages/next_sentence.py"]
 
 
 @dataclass

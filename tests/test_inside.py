@@ -155,7 +155,7 @@ def app(model: str, page: str, **params):
     return at
 
 
-@pytest.mark.parametrize("page", ["views/head.py", "views/layers.py"])
+@pytest.mark.parametrize("page", ["pages/inside_a_head.py", "pages/residual_stream.py"])
 @pytest.mark.parametrize("which", ["tiny_bert_dir", "tiny_distilbert_dir"])
 def test_inside_pages_render(page, which, request):
     at = app(str(request.getfixturevalue(which)), page)
@@ -163,7 +163,7 @@ def test_inside_pages_render(page, which, request):
 
 
 def test_head_page_follows_the_chosen_query_and_mask(tiny_bert_dir, tiny_bert):
-    at = app(str(tiny_bert_dir), "views/head.py", layer=1, head=2, query=3, mask="causal")
+    at = app(str(tiny_bert_dir), "pages/inside_a_head.py", layer=1, head=2, query=3, mask="causal")
     steps = next(c for c in at.get("plotly_chart") if "softmax" in c.proto.spec)
     import json
 
@@ -182,5 +182,5 @@ def test_head_page_follows_the_chosen_query_and_mask(tiny_bert_dir, tiny_bert):
 
 def test_lesson_attention_and_layers_steps_use_the_inside_views(tiny_bert_dir):
     for step, title in (("Attention", "softmax"), ("Layers", "feed-forward")):
-        at = app(str(tiny_bert_dir), "views/lesson.py", step=step)
+        at = app(str(tiny_bert_dir), "pages/guided_lesson.py", step=step)
         assert any(title in c.proto.spec for c in at.get("plotly_chart")), step

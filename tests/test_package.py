@@ -1,7 +1,7 @@
 """`pip install .` and `pip install -e .` of this checkout into a fresh virtual environment.
 
 What it proves: pyproject.toml builds (setuptools, in this interpreter's environment); the wheel holds the
-engine, the package data (`bertlab/data/*`) and the app (app.py, lab_ui.py, views/ from the repository root,
+engine, the package data (`bertlab/data/*`) and the app (app.py, lab_ui.py, pages/ from the repository root,
 as `bertlab/_app/`); the `bertlab` console script is installed and runs `--help` and `analyze --json` on a
 checkpoint from the installed package, not from the checkout; `bertlab app` starts Streamlit on the
 installed app.py, which renders a page; an editable install points the app at the source tree.
@@ -77,7 +77,7 @@ if len(sys.argv) > 1:  # and render the installed app's Tokenization page with t
     at = AppTest.from_file(paths["app"], default_timeout=120)
     for key, value in {"model": sys.argv[1], "device": "cpu", "text": "the cat sat ."}.items():
         at.session_state[key] = value
-    at.switch_page("views/tokens.py")
+    at.switch_page("pages/tokenization.py")
     at.run()
     assert not at.exception, at.exception
     paths["title"] = at.title[0].value
@@ -107,7 +107,7 @@ def test_pip_install_gives_the_command_the_package_data_and_the_app(tmp_path, ti
     assert app == package / "_app" / "app.py" and app.is_file()
     assert (app.parent / "lab_ui.py").is_file()
     assert (app.parent / "lab_widgets.py").is_file()
-    assert {p.name for p in (ROOT / "views").glob("*.py")} <= {p.name for p in (app.parent / "views").glob("*.py")}
+    assert {p.name for p in (ROOT / "pages").glob("*.py")} <= {p.name for p in (app.parent / "pages").glob("*.py")}
     assert paths["title"] == "Tokenization", "the installed app did not render its Tokenization page"
 
     helped = run(venv, bertlab_cmd, "--help", cwd=tmp_path)

@@ -52,7 +52,7 @@ def shown_on_the_step(at: AppTest, step: str, which: str, reference) -> None:
 @pytest.mark.parametrize("which", ["tiny", "minilm"])
 def test_the_lesson_renders_every_step(which, tiny_bert_dir, reference):
     at = start(str(tiny_bert_dir) if which == "tiny" else "minilm")
-    at.switch_page("views/lesson.py").run()
+    at.switch_page("pages/guided_lesson.py").run()
     for i, step in enumerate(STEPS):
         assert not at.exception, (step, [e.value for e in at.exception])
         assert not at.error, (step, [e.value for e in at.error])
@@ -76,7 +76,7 @@ def test_presenter_mode_from_the_url():
 def test_predict_then_reveal_hides_then_scores_the_guess(tiny_bert_dir, tiny_bert):
     text = "the quick brown [MASK] jumps."
     at = start(str(tiny_bert_dir), text=text, pair="")
-    at.switch_page("views/masked_lm.py").run()
+    at.switch_page("pages/masked_lm.py").run()
     shown = len(at.get("plotly_chart"))
     at.toggle(key="predict").set_value(True).run()
     assert len(at.get("plotly_chart")) == shown - 1, "the [MASK] bars are hidden until a guess"

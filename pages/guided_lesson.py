@@ -82,7 +82,7 @@ elif step == "Attention":
     )
     lab_ui.image(attention_views.thumbnails(result.bidirectional.attentions), key="lesson-all-heads")
     lab_ui.chart(figures.head_steps_chart(tokens, steps, lab_ui.token_window(tokens)), key="lesson_head_steps")
-    st.page_link("views/head.py", label="Inside a head: pick any layer, head and token", icon="🔍")
+    st.page_link("pages/inside_a_head.py", label="Inside a head: pick any layer, head and token", icon="🔍")
 elif step == "Layers":
     explain(
         "A layer is attention then a feed-forward block, each wrapped **post-norm**: h = LayerNorm(A + x), then "
@@ -93,7 +93,7 @@ elif step == "Layers":
     layers = lab_ui.compute(loaded, "layers", (lab_ui.encoding_key(result.encoding), "bidirectional"),
                             lambda: inside.layer_steps(loaded, result.encoding), spinner="Running BERT with hooks on every sublayer…")
     lab_ui.chart(figures.sublayer_shares(tokens, layers.shares(), lab_ui.token_window(tokens)), key="lesson_layers")
-    st.page_link("views/layers.py", label="Layers and the residual stream: norms per token, feed-forward neurons", icon="🥞")
+    st.page_link("pages/residual_stream.py", label="Layers and the residual stream: norms per token, feed-forward neurons", icon="🥞")
 elif step == "Masked LM":
     explain(
         "Pre-training task 1, the **masked language model**: 15% of tokens are chosen; 80% of those become "
