@@ -36,6 +36,10 @@ PAGES = {
     "Compare": [
         st.Page("pages/compare_models.py", title="Compare models", icon="⚖️", url_path="compare"),
     ],
+    "Live class": [
+        st.Page("pages/live_class_teacher.py", title="Teach a live class", icon="🧑‍🏫", url_path="teach"),
+        st.Page("pages/live_class_student.py", title="Join a live class", icon="🙋", url_path="join"),
+    ],
 }
 
 # The default page is served at "/" (its url_path is ignored), so it is the lesson: every other page keeps its link.

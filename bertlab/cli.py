@@ -114,6 +114,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--p4-model-config", default="bert-large", help="the shape p4_host_bytes / p4_view_bytes are counted with")
     bench.add_argument("--json", action="store_true")
 
+    from .classroom.cli import add_parser as add_class_parser  # the live class: `bertlab class export CODE --json`
+
+    add_class_parser(sub)
+
     sub.add_parser(
         "app",
         help="start the Streamlit app (further options go to `streamlit run`, e.g. --server.port 8502)",
@@ -146,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "class":  # the live class's store: no model
+        from .classroom.cli import run as run_class
+
+        return run_class(args)
     from .loading import load_model, prefetch
 
     if args.command == "bench":

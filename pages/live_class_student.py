@@ -1,0 +1,80 @@
+"""Join a live class (/join): a student joins by link or code with an optional nickname, follows the teacher's
+lesson step (or explores on their own and rejoins), and answers the poll on screen from their phone.
+
+A student's link (?room=CODE&me=...) carries their anonymous id, never the teacher's key: nothing here can
+open, reveal, advance or close anything."""
+
+import streamlit as st
+
+import lab_class
+from bertlab.classroom import ClassError, lesson
+
+store = lab_class.store()
+if store is None:
+    lab_class.title("Join a live class")
+    st.stop()
+code, me = lab_class.student_identity()
+
+problem = None
+if code and me:
+    try:
+        store.student(code, me)
+    except ClassError as err:  # a stale link (the class expired) or an id from another class: join again
+        problem, me = err, None
+        st.session_state.pop("_class_me", None)
+        if "me" in st.query_params:
+            del st.query_params["me"]
+
+if not (code and me):
+    lab_class.title("Join a live class")
+    if problem is not None:
+        lab_class.shown(problem)
+    try:
+        room = store.room(code) if code else None
+    except ClassError as err:
+        lab_class.shown(err)
+        room = None
+    if room is not None:
+        st.markdown(f"Class **{room.code}**" + (f" · {lab_class.plain(room.title)}" if room.title else ""))
+    lab_class.join_form(store, room.code if room else None)
+    st.stop()
+
+lab_class.title("Live class")
+
+
+@st.fragment(run_every=lab_class.REFRESH_S)
+def live() -> None:
+    """The class right now: the teacher's step (or the one this student explores), and the poll on screen."""
+    try:
+        room = store.room(code)
+        student = store.student(code, me)
+        st.caption(f"Class {room.code} · you are **{lab_class.plain(student.name)}**")
+        if room.closed:
+            st.success("The class has ended. Thank you for taking part!", icon="🏁")
+            return
+        follow = st.toggle("Follow the teacher", value=True, key="class_follow",
+                           help="Off: pick any step yourself; the poll on screen stays here.")
+        if follow:
+            step = room.step
+        else:
+            step = st.pills("Explore a step", range(len(lesson.STEPS)), format_func=lambda i: lesson.STEPS[i],
+                            key="class_own_step", default=room.step)
+            step = room.step if step is None else step
+            st.button(f"Rejoin the class (step {room.step + 1}: {lesson.STEPS[room.step]})", on_click=lab_class._rejoin,
+                      icon=":material/group:", key="class_rejoin")
+        lab_class.step_header(step)
+        poll = store.current_poll(room.code)
+        if poll is not None:
+            with st.container(border=True):
+                st.markdown(f"**{lab_class.plain(poll.prompt)}**")
+                if poll.status == "open":
+                    lab_class.answer_form(store, room, me, poll)
+                else:
+                    lab_class.revealed_for_student(store, room, me, poll)
+        st.markdown(lesson.SUMMARIES[lesson.STEPS[step]])
+        lab_class.lesson_link(room, step)
+    except ClassError as err:
+        lab_class.shown(err)
+
+
+live()
