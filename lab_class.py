@@ -392,9 +392,12 @@ def check_feedback(poll: Poll, answer: str) -> None:
     for hint in hints[:count]:
         st.info(hint, icon="💡")
     if count < len(hints):
-        if st.button(f"Show a hint ({count + 1} of {len(hints)})", key=f"class_hint_{poll.id}_{count}", icon=":material/lightbulb:"):
-            st.session_state[shown_key] = count + 1
-            st.rerun(scope="fragment")
+        st.button(f"Show a hint ({count + 1} of {len(hints)})", key=f"class_hint_{poll.id}_{count}", icon=":material/lightbulb:",
+                  on_click=_one_more_hint, args=(shown_key,))
+
+
+def _one_more_hint(shown_key: str) -> None:
+    st.session_state[shown_key] = st.session_state.get(shown_key, 0) + 1
 
 
 def revealed_for_student(store_: ClassStore, room: Room, me: str, poll: Poll) -> None:

@@ -27,7 +27,7 @@ if not code:
         "answers beside the model's. Polls and questions run on the model and text in the sidebar."
     )
     with st.form("class_start"):
-        title = st.text_input("Class name (optional)", max_chars=80, placeholder="e.g. NLP, week 3")
+        title = st.text_input("Class name (optional)", max_chars=80, placeholder="e.g. NLP, week 3", key="class_name")
         started = st.form_submit_button("Start a class", type="primary", icon=":material/school:")
     st.caption(f"The class is kept in {store.describe()} until it expires; students need no account. To lead a class "
                "you started, open the teacher link you kept (it is the only key to the class).")
@@ -97,6 +97,13 @@ with left:
         if "_class_error" in st.session_state:
             st.warning(st.session_state.pop("_class_error"), icon="✋")
 
+def close_poll(poll_id: int) -> None:
+    try:
+        store.close_poll(room.code, key, poll_id)
+    except ClassError as err:
+        st.session_state["_class_error"] = str(err)
+
+
 with right:
 
     @st.fragment(run_every=lab_class.REFRESH_S)
@@ -119,9 +126,8 @@ with right:
                 if teacher and poll.status == "open" and st.button("Reveal", type="primary", icon=":material/visibility:", key=f"class_reveal_{poll.id}"):
                     lab_class.reveal(store, now, key, poll)
                     poll = store.poll(now.code, poll.id)
-                if teacher and st.button("Close this poll", icon=":material/close:", key=f"class_close_{poll.id}"):
-                    store.close_poll(now.code, key, poll.id)
-                    st.rerun(scope="fragment")
+                if teacher:
+                    st.button("Close this poll", icon=":material/close:", key=f"class_close_{poll.id}", on_click=close_poll, args=(poll.id,))
             st.progress(min(answered / max(students, 1), 1.0))
             if poll.status == "open":
                 if st.toggle("Show the answers before the reveal", key="class_show_live",
