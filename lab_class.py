@@ -284,8 +284,8 @@ def chart(fig, key: str) -> None:
 
 
 def poll_results(store_: ClassStore, room: Room, poll: Poll, key: str, reveal_now: bool, stacked: bool = False) -> None:
-    """The room's answers (beside the model's once revealed; one above the other on a phone), with a line that
-    says them in words."""
+    """The room's answers (beside the model's once revealed; `stacked`: one above the other, for a narrow screen),
+    with a line that says them in words."""
     histogram = store_.histogram(room.code, poll.id)
     revealed = poll.status != "open"
     chart(class_figures.chart(poll, histogram, revealed and reveal_now, stacked=stacked), key=key)
@@ -343,8 +343,11 @@ def join_form(store_: ClassStore, code: str | None) -> None:
         st.rerun()
 
 
-def _rejoin() -> None:
-    st.session_state["class_follow"] = True
+def explore(on: bool) -> None:
+    """Leave the teacher's step to explore, or rejoin. A flag of the session, not a widget's value: a widget set from
+    code can be set back by a refresh that left the phone before the change arrived."""
+    st.session_state["_class_exploring"] = on
+    st.session_state.pop("class_own_step", None)
 
 
 def answer_form(store_: ClassStore, room: Room, me: str, poll: Poll) -> None:
@@ -414,4 +417,5 @@ def revealed_for_student(store_: ClassStore, room: Room, me: str, poll: Poll) ->
                   "head": "The head looks most at", "mask": "Blocked", "check": "The answer"}[poll.kind]
     line = f"{yours}. {model_says}: **{plain(correct)}**." if correct else f"{yours}."
     (st.success if right else st.info)(line, icon="🎉" if right else "📣")
-    poll_results(store_, room, poll, key=f"class_student_chart_{poll.id}", reveal_now=True, stacked=True)
+    # words, not a chart: the projector has the chart, and a phone redraws this panel every REFRESH_S seconds
+    st.caption(plain(class_figures.summary(poll, store_.histogram(room.code, poll.id))))

@@ -34,8 +34,8 @@ def free_port() -> int:
 class AppServer:
     """`streamlit run app.py` on a free loopback port, offline; stopped on exit. `log` keeps its output."""
 
-    def __init__(self, env: dict[str, str] | None = None, log: Path | None = None) -> None:
-        self.port = free_port()
+    def __init__(self, env: dict[str, str] | None = None, log: Path | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()  # a given port: a server restarted where its pages will reconnect
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = log.open("w") if log else subprocess.DEVNULL
         self.proc = subprocess.Popen(

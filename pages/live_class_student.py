@@ -44,7 +44,12 @@ lab_class.title("Live class")
 
 @st.fragment(run_every=lab_class.REFRESH_S)
 def live() -> None:
-    """The class right now: the teacher's step (or the one this student explores), and the poll on screen."""
+    """The class as it is, read from the store every REFRESH_S seconds: the teacher's step (or the one this student
+    explores), and the poll on screen. Answering, hints and exploring rerun only this panel.
+
+    Everything that changes is drawn here: a panel that calls st.rerun() to redraw the page when the teacher moves
+    on would be cheaper for a phone's browser, but Streamlit 1.67 then sometimes drops the redrawn page's elements
+    below the panel (seen with 30 phones on one machine)."""
     try:
         room = store.room(code)
         student = store.student(code, me)
@@ -52,16 +57,16 @@ def live() -> None:
         if room.closed:
             st.success("The class has ended. Thank you for taking part!", icon="🏁")
             return
-        follow = st.toggle("Follow the teacher", value=True, key="class_follow",
-                           help="Off: pick any step yourself; the poll on screen stays here.")
-        if follow:
-            step = room.step
+        step = room.step
+        if not st.session_state.get("_class_exploring"):
+            st.button("Explore on my own", icon=":material/explore:", key="class_explore", type="tertiary",
+                      on_click=lab_class.explore, args=(True,), help="Pick any step yourself; the poll on screen stays here.")
         else:
-            step = st.pills("Explore a step", range(len(lesson.STEPS)), format_func=lambda i: lesson.STEPS[i],
-                            key="class_own_step", default=room.step)
-            step = room.step if step is None else step
-            st.button(f"Rejoin the class (step {room.step + 1}: {lesson.STEPS[room.step]})", on_click=lab_class._rejoin,
-                      icon=":material/group:", key="class_rejoin")
+            own = st.pills("Explore a step", range(len(lesson.STEPS)), format_func=lambda i: lesson.STEPS[i],
+                           key="class_own_step", default=room.step)
+            step = room.step if own is None else own
+            st.button(f"Rejoin the class (step {room.step + 1}: {lesson.STEPS[room.step]})", on_click=lab_class.explore,
+                      args=(False,), icon=":material/group:", key="class_rejoin")
         lab_class.step_header(step)
         poll = store.current_poll(room.code)
         if poll is not None:
