@@ -159,7 +159,7 @@ def join_panel(room: Room, url: str) -> None:
     short = re.sub(r"^https?://", "", url.split("?", 1)[0])
     st.markdown(f"Join at **{plain(short)}** with the code")
     st.html(f'<div class="class-code" aria-label="class code {" ".join(room.code)}">{html.escape(room.code)}</div>')
-    st.image(qr_png(url), width=240 if presenting() else 200, alt="QR code of the join link")
+    st.image(qr_png(url), width=220 if presenting() else 200, alt="QR code of the join link")
     st.caption("or scan the code with a phone's camera")
 
 
@@ -297,11 +297,12 @@ def step_header(step: int) -> None:
     st.subheader(f"Step {step + 1} of {len(lesson.STEPS)} · {name}", anchor=False)
 
 
-def lesson_link(room: Room, step: int) -> None:
-    """The lesson at this step, with the class's model and text (students exploring on their own)."""
+
+def lesson_link(room: Room, step: int, label: str | None = None) -> None:
+    """The guided lesson at this step, with the class's model and text."""
     settings = {k: v for k, v in room.settings.items() if k in ("model", "text", "pair") and v}
-    st.page_link("pages/guided_lesson.py", label=f"Open “{lesson.STEPS[step]}” in the guided lesson", icon="🎓",
-                 query_params={"step": lesson.STEPS[step], **settings})
+    st.page_link("pages/guided_lesson.py", label=label or f"Open “{lesson.STEPS[step]}” in the guided lesson", icon="🎓",
+                 query_params={"step": lesson.STEPS[step], **settings}, help="The guided lesson at this step, on the class's model and text")
 
 
 # --- students -------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ time, then stops. Requests go only to the server's loopback address.
 
     python -m labtools.loadtest                      # the benchmark: 30 sessions for 60 s, judged by THRESHOLDS
     python -m labtools.loadtest --sessions 5 --seconds 20
+    python -m labtools.loadtest --class --sessions 30 --seconds 60 [--burst]   # a live class: see run_class_load
 
 The default test suite runs a short smoke of the same code (`tests/test_load.py`) and asserts only that
 nothing went wrong; how much a class gets done in a minute is a figure of this machine, judged here.
@@ -178,12 +179,192 @@ def judge(result: dict) -> list[str]:
     return missed
 
 
+# --- a live class: N phones answering the teacher's polls, the projector counting them ----------------
+
+CLASS_THRESHOLDS = {"errors": 0, "p95_answer_to_projector_s": 3.0}
+"""What the live-class run must reach: no errors a student would see, and 95% of answers on the projector within
+3 s of the student's tap (the projector refreshes every BERTLAB_CLASS_REFRESH_S, default 1 s)."""
+OPTIONS = ["A", "B", "C", "D"]
+# Samples, every 50 ms, the projector's "N of M answered" line for the poll on screen, and keeps the first time
+# each count was shown for each poll (the page's own clock: the same machine's wall clock as the students').
+PROJECTOR_WATCH = """() => {
+  window.__seen = {};
+  setInterval(() => {
+    const panel = document.querySelector('.st-key-class_live');
+    if (!panel) return;
+    const text = panel.innerText;
+    const poll = text.match(/Poll (\\d+):/), count = text.match(/(\\d+) of \\d+ answered/);
+    if (poll && count) { const k = poll[1] + ':' + count[1]; if (!(k in window.__seen)) window.__seen[k] = Date.now() / 1000; }
+  }, 50);
+}"""
+
+
+async def _class_student(browser, url: str, code: str, student: str, seed: int, polls: dict, clicks: dict, errors: list[str],
+                         end: float) -> None:
+    """One phone: opens its link, then answers each poll the teacher opens after a moment's thought."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    rng = random.Random(seed)
+    context = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = await context.new_page()
+    page.set_default_timeout(60_000)
+    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    try:
+        await page.goto(f"{url}/join?room={code}&me={student}", timeout=180_000)
+        await page.get_by_role("button", name="Explore on my own").wait_for(timeout=180_000)
+        k = 1
+        while time.monotonic() < end:
+            try:
+                await page.get_by_text(f"Poll {k}:").first.wait_for(timeout=max(1_000, (end - time.monotonic()) * 1000))
+            except PlaywrightTimeout:
+                break  # the run ended before the next poll
+            await asyncio.sleep(rng.uniform(0.3, 2.0))  # a student thinks before tapping
+            await page.get_by_text(rng.choice(OPTIONS), exact=True).click()
+            clicks[(k, student)] = time.time()
+            await page.get_by_role("button", name="Send").click()
+            await page.get_by_text("Saved:").first.wait_for()
+            if await page.locator("[data-testid=stException]").count():
+                errors.append(f"exception shown to student {seed}")
+            k += 1
+    except Exception as err:  # a stuck or broken phone is an error of the run
+        errors.append(f"student {seed}: {type(err).__name__}: {str(err).splitlines()[0]}")
+    finally:
+        await context.close()
+
+
+async def _run_class(url: str, store, sessions: int, seconds: float, chromium: str, burst: bool) -> dict:
+    import threading
+
+    from playwright.async_api import async_playwright
+
+    from bertlab.classroom import ClassError, RateLimited
+
+    room, key = store.create_room("load test")
+    students = [store.join(room.code, f"load {i}").id for i in range(sessions)]
+    polls: dict[int, int] = {}
+    clicks: dict[tuple[int, str], float] = {}
+    errors: list[str] = []
+    flood = {"sent": 0, "stored": 0, "limited": 0}
+    flood_first: dict[int, float] = {}  # poll -> when the flood's first answer to it was stored
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=chromium, args=FLAGS)
+        projector = await (await browser.new_context(viewport={"width": 1280, "height": 720})).new_page()
+        await projector.goto(f"{url}/teach?room={room.code}&key={key}&present=true", timeout=180_000)
+        await projector.get_by_text("Students in the room").wait_for(timeout=180_000)
+        await projector.evaluate(PROJECTOR_WATCH)
+        start = time.monotonic() + 5 + 2.0 * sessions  # the phones load first (each ~2 s of a 2-CPU machine)
+        end = start + seconds
+        phones = [asyncio.create_task(_class_student(browser, url, room.code, s, i, polls, clicks, errors, end + 30))
+                  for i, s in enumerate(students)]
+        stop_flood = threading.Event()
+
+        def flooding() -> None:  # one student sends answers as fast as the store takes them: refused past the limit
+            me = store.join(room.code, "flood").id
+            while not stop_flood.is_set():
+                current = store.current_poll(room.code)
+                if current is None or current.status != "open":
+                    time.sleep(0.05)
+                    continue
+                flood["sent"] += 1
+                try:
+                    stored = store.answer(room.code, me, current.id, OPTIONS[flood["sent"] % 4])
+                    flood_first.setdefault(current.id, stored.at)
+                    flood["stored"] += 1
+                except RateLimited:
+                    flood["limited"] += 1
+                except ClassError:
+                    pass
+
+        flooder = threading.Thread(target=flooding, daemon=True) if burst else None
+        while time.monotonic() < start:
+            await asyncio.sleep(0.5)
+        if flooder:
+            flooder.start()
+        k = 0
+        while time.monotonic() < end and any(not t.done() for t in phones):
+            k += 1
+            poll = store.open_poll(room.code, key, "check", f"Poll {k}: which option?",
+                                   {"answer_kind": "choice", "options": OPTIONS, "correct": ["B"], "hints": []})
+            polls[k] = poll.id
+            deadline = time.monotonic() + 60
+            while store.answer_count(room.code, poll.id) < sessions and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(1.5)  # the projector's last refresh
+            store.reveal_poll(room.code, key, poll.id)
+        stop_flood.set()
+        seen = await projector.evaluate("() => window.__seen")
+        for t in phones:
+            t.cancel()
+        await asyncio.gather(*phones, return_exceptions=True)
+        await browser.close()
+    latencies = []
+    for k, poll_id in polls.items():
+        shown = {int(count): t for name, t in seen.items() for number, count in [name.split(":")] if int(number) == k}
+        phones_in = sorted((a.at, a.student) for a in store.answers(room.code, poll_id) if (k, a.student) in clicks)
+        for rank, (at, student) in enumerate(phones_in, start=1):
+            rank += flood_first.get(poll_id, float("inf")) <= at  # the flood's first answer counted before this one
+            first = min((t for count, t in shown.items() if count >= rank), default=None)
+            if first is not None:
+                latencies.append(first - clicks[(k, student)])
+    ordered = sorted(latencies)
+    return {
+        "mode": "class",
+        "sessions": sessions,
+        "seconds": seconds,
+        "polls": len(polls),
+        "answers": len(clicks),
+        "answers_measured": len(ordered),
+        "p50_answer_to_projector_s": round(statistics.median(ordered), 3) if ordered else None,
+        "p95_answer_to_projector_s": round(ordered[int(0.95 * (len(ordered) - 1))], 3) if ordered else None,
+        "max_answer_to_projector_s": round(ordered[-1], 3) if ordered else None,
+        "errors": len(errors),
+        "error_samples": errors[:5],
+        **({"burst": flood} if burst else {}),
+    }
+
+
+def run_class_load(sessions: int = 30, seconds: float = 60.0, burst: bool = False, model: str = "minilm", chromium: str = CHROMIUM) -> dict:
+    """A fresh server with its own class store (SQLite in a temporary folder): a projector (the teacher's page in
+    presenter mode) and `sessions` phones; the harness opens a poll, every phone answers it after 0.3-2 s, the
+    harness reveals it once all have answered, and again until `seconds` have passed. Reports how long each answer
+    took from the student's tap to the projector's count including it (p50, p95, max). `burst`: one more student
+    sends answers as fast as the store takes them the whole time (refused past the rate limit)."""
+    from bertlab.classroom import open_store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "class.sqlite3"
+        env = {"BERTLAB_CLASS_DB": str(db), "BERTLAB_CLASS_STORE": "", "BERTLAB_ALLOWED_MODELS": f"{model},bert-base-uncased"}
+        with AppServer(env=env, log=Path(tmp) / "server.log") as app:
+            store = open_store(f"sqlite:///{db}")
+            result = asyncio.run(_run_class(app.url, store, sessions, seconds, chromium, burst))
+            store.close()
+    return result
+
+
+def judge_class(result: dict) -> list[str]:
+    missed = []
+    if result["errors"] > CLASS_THRESHOLDS["errors"]:
+        missed.append(f"errors: {result['errors']} > {CLASS_THRESHOLDS['errors']} ({result['error_samples']})")
+    p95 = result["p95_answer_to_projector_s"]
+    if p95 is None or p95 > CLASS_THRESHOLDS["p95_answer_to_projector_s"]:
+        missed.append(f"p95 answer-to-projector: {p95} s > {CLASS_THRESHOLDS['p95_answer_to_projector_s']} s")
+    return missed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m labtools.loadtest", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=30)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--model", default="minilm")
+    parser.add_argument("--class", dest="live_class", action="store_true",
+                        help="a live class: phones answering polls; reports p95 seconds from a tap to the projector")
+    parser.add_argument("--burst", action="store_true", help="(--class) one more student floods answers all along")
     args = parser.parse_args(argv)
+    if args.live_class:
+        result = run_class_load(args.sessions, args.seconds, args.burst, args.model)
+        result["missed"] = judge_class(result)
+        print(json.dumps(result))
+        return 1 if result["missed"] else 0
     result = classroom(args.model, args.sessions, args.seconds)
     result["missed"] = judge(result)
     print(json.dumps(result))

@@ -88,14 +88,6 @@ with left:
             lab_class.shown(err)
 
     head_count()
-    if teacher and not room.closed:
-        with st.container(horizontal=True):
-            st.button("Back", icon=":material/arrow_back:", key="class_back", disabled=room.step == 0, on_click=move, args=(room.step - 1,))
-            st.button("Next step", icon=":material/arrow_forward:", key="class_next", type="primary",
-                      disabled=room.step >= len(lesson.STEPS) - 1, on_click=move, args=(room.step + 1,))
-        lab_class.lesson_link(room, room.step)
-        if "_class_error" in st.session_state:
-            st.warning(st.session_state.pop("_class_error"), icon="✋")
 
 def close_poll(poll_id: int) -> None:
     try:
@@ -105,6 +97,14 @@ def close_poll(poll_id: int) -> None:
 
 
 with right:
+    if teacher and not room.closed:  # the teacher leads from the top of the projector's screen
+        with st.container(horizontal=True, vertical_alignment="center"):
+            st.button("Back", icon=":material/arrow_back:", key="class_back", disabled=room.step == 0, on_click=move, args=(room.step - 1,))
+            st.button("Next step", icon=":material/arrow_forward:", key="class_next", type="primary",
+                      disabled=room.step >= len(lesson.STEPS) - 1, on_click=move, args=(room.step + 1,))
+            lab_class.lesson_link(room, room.step, label="Show this step")
+        if "_class_error" in st.session_state:
+            st.warning(st.session_state.pop("_class_error"), icon="✋")
 
     @st.fragment(run_every=lab_class.REFRESH_S)
     def live() -> None:
@@ -128,7 +128,6 @@ with right:
                     poll = store.poll(now.code, poll.id)
                 if teacher:
                     st.button("Close this poll", icon=":material/close:", key=f"class_close_{poll.id}", on_click=close_poll, args=(poll.id,))
-            st.progress(min(answered / max(students, 1), 1.0))
             if poll.status == "open":
                 if st.toggle("Show the answers before the reveal", key="class_show_live",
                              help="Off: the room commits to its answers before anyone sees the others'."):
