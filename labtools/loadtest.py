@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import sys
@@ -184,7 +185,7 @@ def judge(result: dict) -> list[str]:
 CLASS_THRESHOLDS = {"errors": 0, "p95_answer_to_projector_s": 3.0}
 """What the live-class run must reach: no errors a student would see, and 95% of answers on the projector within
 3 s of the student's tap (the projector refreshes every BERTLAB_CLASS_REFRESH_S, default 1 s)."""
-OPTIONS = ["A", "B", "C", "D"]
+OPTIONS = ["alpha", "bravo", "charlie", "delta"]
 # Samples, every 50 ms, the projector's "N of M answered" line for the poll on screen, and keeps the first time
 # each count was shown for each poll (the page's own clock: the same machine's wall clock as the students').
 PROJECTOR_WATCH = """() => {
@@ -284,7 +285,7 @@ async def _run_class(url: str, store, sessions: int, seconds: float, chromium: s
         while time.monotonic() < end and any(not t.done() for t in phones):
             k += 1
             poll = store.open_poll(room.code, key, "check", f"Poll {k}: which option?",
-                                   {"answer_kind": "choice", "options": OPTIONS, "correct": ["B"], "hints": []})
+                                   {"answer_kind": "choice", "options": OPTIONS, "correct": ["bravo"], "hints": []})
             polls[k] = poll.id
             deadline = time.monotonic() + 60
             while store.answer_count(room.code, poll.id) < sessions and time.monotonic() < deadline:
@@ -293,6 +294,8 @@ async def _run_class(url: str, store, sessions: int, seconds: float, chromium: s
             store.reveal_poll(room.code, key, poll.id)
         stop_flood.set()
         seen = await projector.evaluate("() => window.__seen")
+        if os.environ.get("BERTLAB_LOAD_DEBUG"):
+            print(json.dumps(seen), file=sys.stderr)
         for t in phones:
             t.cancel()
         await asyncio.gather(*phones, return_exceptions=True)
