@@ -303,10 +303,7 @@ def attribute(
                 out, _ = hooks.run(loaded, encoding.input_ids, encoding.token_type_ids, masks.stacked(("bidirectional",), length, loaded.dtype))
             target_id = int(_mlm_log_probs(loaded, out.last_hidden_state, [position])[0, 0].argmax())
         else:
-            ids = tokenizer.convert_tokens_to_ids([token.strip().lower() if getattr(tokenizer, "do_lower_case", False) else token.strip()])
-            if ids[0] == tokenizer.unk_token_id:
-                raise InputError(f"'{token}' is not a single WordPiece of this model's vocabulary.")
-            target_id = ids[0]
+            target_id = vocabulary_id(loaded, token)
         target = tokenizer.convert_ids_to_tokens(target_id)
 
     device = loaded.device
@@ -320,10 +317,10 @@ def attribute(
             return torch.softmax(loaded.nsp_head(out.pooler_output).float(), dim=-1)[:, 0]
         return torch.log_softmax(loaded.mlm_head(out.last_hidden_state[:, position]).float(), dim=-1)[:, target_id]
 
-    keep = {tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.mask_token_id}
+    keep = {tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.mask_token_id} - {None}
     ids = encoding.input_ids.to(device)
     baseline = torch.where(torch.isin(ids, torch.tensor(sorted(keep), device=device)), ids, torch.full_like(ids, tokenizer.pad_token_id))
-    layer = loaded.embeddings.word_embeddings
+    layer = loaded.word_embeddings
     # the interpolation steps run as batches, as many rows a pass as ROW_BUDGET allows (a backward pass keeps
     # each layer's attention), so 512 tokens stay within memory
     rows = max(1, min(steps, ROW_BUDGET // (3 * loaded.info.heads * length * length)))
@@ -347,6 +344,19 @@ def attribute(
     scores = attributions.sum(-1)[0].detach().float().cpu().numpy()
     return Attribution(tokens=[t.text for t in encoding.tokens], target=target, method=method, scores=scores,
                        baseline="" if method == "grad_x_input" else BASELINE, completeness=completeness)
+
+
+def vocabulary_id(loaded: LoadedModel, word: str) -> int:
+    """The id of a word typed as one piece: as typed (lower-cased for an uncased vocabulary), or with the
+    tokenizer's word-start mark (RoBERTa's 'Ġdog', SentencePiece's '▁dog'), as the piece after a space is."""
+    tokenizer = loaded.tokenizer
+    word = word.strip()
+    typed = word.lower() if getattr(tokenizer, "do_lower_case", False) or loaded.info.cased is False else word
+    vocabulary = tokenizer.get_vocab()
+    for piece in (typed, f"{loaded.info.pieces}{typed}" if loaded.info.pieces != "##" else typed):
+        if piece in vocabulary:
+            return vocabulary[piece]
+    raise InputError(f"'{word}' is not a single piece of this model's vocabulary.")
 
 
 def allowed_or_raise(loaded: LoadedModel, encoding: Encoding, name: str, *, window: int = 2, token: int = 0) -> torch.Tensor:

@@ -123,7 +123,7 @@ def test_integrated_gradients_are_complete(tiny_bert):
 def test_grad_x_input_is_the_gradient_times_the_embedding(tiny_bert):
     encoding = encode(tiny_bert, TEXT)
     result = experiments.attribute(tiny_bert, encoding, 5, token="bank", method="grad_x_input")
-    emb = tiny_bert.embeddings
+    emb = tiny_bert.encoder.embeddings
     ids = encoding.input_ids
     words = emb.word_embeddings(ids).detach().requires_grad_(True)
     hidden = emb.LayerNorm(words + emb.position_embeddings.weight[: ids.shape[1]] + emb.token_type_embeddings.weight[encoding.token_type_ids])

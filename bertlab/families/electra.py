@@ -1,0 +1,50 @@
+"""ELECTRA (Clark et al., 2020): BERT's layers trained as a discriminator that says, per token, whether a small
+generator replaced it (replaced-token detection); the generator is a small MLM. Embeddings may be narrower than
+the hidden width (a projection follows); WordPiece; post-norm."""
+
+from __future__ import annotations
+
+from . import BERT_NORMS, Adapter, Embedding, bert_points
+
+
+def _heads(model, config, present: tuple[str, ...]) -> dict:
+    heads = {}
+    if "rtd" in present:
+        heads["rtd"] = model.discriminator_predictions  # one logit per token: > 0 means "replaced"
+    if "mlm" in present:
+        heads["mlm"] = lambda hidden: model.generator_lm_head(model.generator_predictions(hidden))
+    return heads
+
+
+def _classifier(model, task: str):
+    # ElectraClassificationHead reads the first token itself; the token classifier reads every token
+    return lambda hidden, pooled: model.classifier(hidden)
+
+
+ADAPTER = Adapter(
+    name="electra",
+    title="ELECTRA",
+    model_types=("electra",),
+    teaches="replaced-token detection: a discriminator says, for every token, whether a small generator replaced it",
+    checkpoints=("google/electra-small-discriminator", "google/electra-base-discriminator",
+                 "google/electra-large-discriminator", "google/electra-small-generator", "google/electra-base-generator"),
+    layers="encoder.layer",
+    embedding=Embedding(
+        parts={"embed.token": "embeddings.word_embeddings", "embed.segment": "embeddings.token_type_embeddings",
+               "embed.position": "embeddings.position_embeddings"},
+        out="embeddings", norm="embeddings.LayerNorm", projection="embeddings_project",
+    ),
+    points=bert_points(),
+    norm_placement="post",
+    norms=BERT_NORMS,
+    positions="absolute",
+    classes={"ElectraForPreTraining": ("rtd",), "ElectraForMaskedLM": ("mlm",),
+             "ElectraForSequenceClassification": ("classifier",), "ElectraForTokenClassification": ("classifier",)},
+    probes={"rtd": ("discriminator_predictions.dense.weight",), "mlm": ("generator_predictions.dense.weight",),
+            "classifier": ("classifier.dense.weight", "classifier.weight")},
+    build_heads=_heads,
+    pretraining={"electra": "ElectraForPreTraining"},
+    fine_tunes={"ElectraForSequenceClassification": "sequence", "ElectraForTokenClassification": "token"},
+    classifier=_classifier,
+    formula="h = LayerNorm(x + Attention(x)); out = LayerNorm(h + FFN(h))",
+)
