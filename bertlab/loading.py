@@ -509,7 +509,7 @@ def offline_message(name: str) -> str:
     if not is_known(name):
         suggestion = _did_you_mean(name)
         return (
-            f"'{name}' is not a known BERT-family checkpoint.{' D' + suggestion[1:] if suggestion else ''} "
+            f"'{name}' is not a checkpoint bertlab knows.{' D' + suggestion[1:] if suggestion else ''} "
             f"This machine has no connection to the Hugging Face Hub to look it up. Choose a model from the list; "
             f"'{PACKAGED_MODEL}' works on any machine."
         )

@@ -83,6 +83,13 @@ def sentencepiece_tokenizer(pad: str = "<pad>") -> PreTrainedTokenizerFast:
 
 
 def _save(directory: Path, model: torch.nn.Module, tokenizer) -> Path:
+    with torch.no_grad():  # a fresh LayerNorm is the identity map's scale (1) and shift (0): make each one its own,
+        for module in model.modules():  # so applying a norm twice, or the wrong one, shows
+            if isinstance(module, torch.nn.LayerNorm) or type(module).__name__ == "LayerNorm":
+                if getattr(module, "weight", None) is not None:
+                    module.weight.copy_(1 + 0.3 * torch.randn_like(module.weight))
+                if getattr(module, "bias", None) is not None:
+                    module.bias.copy_(0.1 * torch.randn_like(module.bias))
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
