@@ -32,15 +32,6 @@ PACKAGED_MODEL = "minilm"
 
 SUPPORTED_FAMILIES = tuple(families.adapters())
 RANDOM_PREFIX = "random:"
-RANDOM_SIZES = {
-    # BERT's published sizes (layers, hidden, heads, FFN); weights random: for timing, never for meaning.
-    "bert-base": (12, 768, 12, 3072),
-    "bert-large": (24, 1024, 16, 4096),
-    "bert-medium": (8, 512, 8, 2048),
-    "bert-small": (4, 512, 8, 2048),
-    "bert-mini": (4, 256, 4, 1024),
-    "bert-tiny": (2, 128, 2, 512),
-}
 KNOWN_CHECKPOINTS = tuple(dict.fromkeys([c for a in families.adapters().values() for c in a.checkpoints] + [PACKAGED_MODEL]))
 """Checkpoints bertlab knows by name (every family's): close matches are suggested for a misspelt one."""
 
@@ -369,26 +360,47 @@ def as_fallback(packaged: LoadedModel, requested: str) -> LoadedModel:
     return replace(packaged, info=replace(packaged.info, notice=notice))
 
 
+def random_shapes() -> dict[str, tuple[Adapter, families.Sizes]]:
+    """Every `random:<name>`: a family's published shape (random:bert-base, random:gpt2, random:modernbert-base...)."""
+    return {name: (adapter, sizes) for adapter in families.adapters().values() for name, sizes in adapter.shapes.items()}
+
+
 def random_model(size: str, device: str | None = None, dtype: str = "float32") -> LoadedModel:
-    """A random-init BERT of a published size with BERT's uncased vocabulary: it costs what the real one costs."""
-    if size not in RANDOM_SIZES:
-        raise ModelLoadError(f"Unknown size '{size}' for a random model: choose one of {', '.join(RANDOM_SIZES)}.")
-    layers, hidden, heads, ffn = RANDOM_SIZES[size]
+    """A random-init model of a family's published shape: it costs what the real one costs, and every step is
+    computed as that family computes it, but it has learned nothing. BERT's families get BERT's own uncased
+    vocabulary (the packaged MiniLM's); the others a vocabulary of their own kind trained on bertlab's corpus."""
+    shapes = random_shapes()
+    if size not in shapes:
+        raise ModelLoadError(f"Unknown size '{size}' for a random model: choose one of {', '.join(shapes)}.")
+    adapter, sizes = shapes[size]
+    loaded = random_family(adapter, sizes, device, dtype, name=f"{RANDOM_PREFIX}{size}")
+    vocabulary = "" if adapter.vocabulary == "wordpiece" else (
+        f" Its {adapter.vocabulary if adapter.vocabulary != 'cls-bpe' else 'byte-level BPE'} vocabulary of "
+        f"{loaded.info.vocab_size:,} pieces was trained on bertlab's corpus ({adapter.title}'s own comes with its checkpoint).")
+    loaded.info = replace(loaded.info, notice=f"Random weights with {size}'s shape: for timing and memory, not for meaning.{vocabulary}")
+    return loaded
+
+
+def random_family(adapter: Adapter, sizes: families.Sizes, device: str | None = None, dtype: str = "float32",
+                  name: str | None = None) -> LoadedModel:
+    """A random-init model of `adapter`'s family with `sizes`, every head its pretraining class holds, seeded so
+    the same name gives the same weights."""
+    from . import vocab
+
     device_obj = pick_device(device)
-    config = transformers.BertConfig(
-        vocab_size=30522, num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=heads, intermediate_size=ffn
-    )
+    tokenizer = (AutoTokenizer.from_pretrained(packaged_model_path()) if adapter.vocabulary == "wordpiece"
+                 else vocab.corpus_tokenizer(adapter.vocabulary))
+    config = adapter.random_config(sizes, tokenizer)
     config._attn_implementation = "eager"
-    tokenizer = AutoTokenizer.from_pretrained(packaged_model_path())
+    cls = getattr(transformers, adapter.pretraining[config.model_type])
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(0)
     with _quiet_transformers():
-        model = transformers.BertForPreTraining(config)
+        model = cls(config)
     torch.random.set_rng_state(generator_state)
     model.to(device_obj, DTYPES[dtype]).eval()
-    loaded = _wrap(f"{RANDOM_PREFIX}{size}", families.adapters()["bert"], config, tokenizer, model, ("mlm", "nsp"), device_obj, dtype)
-    loaded.info = replace(loaded.info, notice=f"Random weights with {size}'s shape: for timing and memory, not for meaning.")
-    return loaded
+    heads = adapter.classes[cls.__name__]
+    return _wrap(name or f"{RANDOM_PREFIX}{adapter.name}", adapter, config, tokenizer, model, heads, device_obj, dtype)
 
 
 def check_allowed(name: str) -> None:

@@ -124,14 +124,14 @@ def _display(tokenizer, piece: str, marker: str) -> str:
     return ("Ġ" + text[1:]) if text.startswith(" ") else text
 
 
-def encode(loaded: LoadedModel, text: str, pair: str | None = None) -> Encoding:
+def encode(loaded: LoadedModel, text: str, pair: str | None = None, max_length: int | None = None) -> Encoding:
     """Tokenize like the model's pre-training input ([CLS] A [SEP] (B [SEP]) for BERT, <s> A </s></s> B </s> for
     RoBERTa, no frame for GPT-2), truncated to the model's positions. A typed [MASK] is the model's own mask
     token, whatever it is called."""
     check_text(text)
     pair = check_text(pair, "The second sentence") if pair and pair.strip() else None
     tokenizer = loaded.tokenizer
-    max_length = loaded.max_length
+    max_length = min(max_length or loaded.max_length, loaded.max_length)
     own_text, text_spans = _own_masks(text, tokenizer.mask_token)
     own_pair, pair_spans = _own_masks(pair, tokenizer.mask_token) if pair else (None, [])
     full = tokenizer(own_text, own_pair, add_special_tokens=True, truncation=False, verbose=False)

@@ -157,6 +157,13 @@ class Adapter:
     """The layer as it computes, in one line."""
     run_options: Mapping[str, Any] = field(default_factory=dict)
     """Keywords every forward pass of the base model gets (GPT-2: no key/value cache)."""
+    shapes: Mapping[str, Sizes] = field(default_factory=dict)
+    """Published shapes by name, offered as `random:<name>` (random weights: every step real, nothing meant)."""
+    random_config: Callable[[Sizes, Any], "PretrainedConfig"] | None = None
+    """(shape, tokenizer) -> a config of this family with that shape, for random-weight models."""
+    vocabulary: str = "wordpiece"
+    """The kind of vocabulary a random-weight model of this family gets: 'wordpiece' (BERT's own, from the
+    packaged MiniLM) or a bertlab.vocab kind trained on the shipped corpus."""
 
     def module(self, root: torch.nn.Module, path: str | None) -> torch.nn.Module | None:
         """The module at `path` below `root` ('' is root), or None where this checkpoint has none."""

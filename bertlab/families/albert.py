@@ -4,7 +4,9 @@ one layer's weights shared by every layer; sentence-order prediction (SOP) inste
 
 from __future__ import annotations
 
-from . import Adapter, Embedding, Point
+import transformers
+
+from . import Adapter, Embedding, Point, Sizes
 
 
 def _heads(model, config, present: tuple[str, ...]) -> dict:
@@ -77,5 +79,11 @@ ADAPTER = Adapter(
     shared_layers=lambda config: config.num_hidden_groups < config.num_hidden_layers,
     layer_list=_layers,
     refuse=_refuse,
+    shapes={"albert-base": Sizes(12, 12, 768, 3072, 512)},
+    random_config=lambda s, words: transformers.AlbertConfig(
+        vocab_size=len(words), embedding_size=128, num_hidden_layers=s.layers, hidden_size=s.hidden,
+        num_attention_heads=s.heads, intermediate_size=s.ffn, max_position_embeddings=s.max_positions,
+        pad_token_id=words.pad_token_id),
+    vocabulary="sentencepiece",
     formula="h = LayerNorm(x + Attention(x)); out = LayerNorm(h + FFN(h)), the same weights in every layer",
 )

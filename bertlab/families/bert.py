@@ -3,7 +3,9 @@ WordPiece (`##` marks a continuation), pre-trained with MLM and NSP."""
 
 from __future__ import annotations
 
-from . import BERT_NORMS, Adapter, Embedding, bert_points
+import transformers
+
+from . import BERT_NORMS, Adapter, Embedding, Sizes, bert_points
 
 
 def _heads(model, config, present: tuple[str, ...]) -> dict:
@@ -53,4 +55,12 @@ ADAPTER = Adapter(
     fine_tunes={"BertForSequenceClassification": "sequence", "BertForTokenClassification": "token"},
     classifier=_classifier,
     formula="h = LayerNorm(x + Attention(x)); out = LayerNorm(h + FFN(h))",
+    shapes={  # BERT's published sizes (layers, heads, hidden, FFN)
+        "bert-base": Sizes(12, 12, 768, 3072, 512), "bert-large": Sizes(24, 16, 1024, 4096, 512),
+        "bert-medium": Sizes(8, 8, 512, 2048, 512), "bert-small": Sizes(4, 8, 512, 2048, 512),
+        "bert-mini": Sizes(4, 4, 256, 1024, 512), "bert-tiny": Sizes(2, 2, 128, 512, 512),
+    },
+    random_config=lambda s, words: transformers.BertConfig(
+        vocab_size=len(words), num_hidden_layers=s.layers, hidden_size=s.hidden, num_attention_heads=s.heads,
+        intermediate_size=s.ffn, max_position_embeddings=s.max_positions),
 )

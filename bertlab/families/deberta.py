@@ -6,10 +6,11 @@ pieces (`▁`); post-norm; its attention modules take a keep-mask (1 = may see),
 from __future__ import annotations
 
 import torch
+import transformers
 
 from dataclasses import replace
 
-from . import BERT_NORMS, Adapter, Embedding, HeadTerms, bert_points, project
+from . import BERT_NORMS, Adapter, Embedding, HeadTerms, Sizes, bert_points, project
 
 
 def _heads(model, config, present: tuple[str, ...]) -> dict:
@@ -100,4 +101,11 @@ ADAPTER = Adapter(
                            "this DeBERTa has a convolution beside its first layer (conv_kernel_size), which bertlab does "
                            "not draw yet." if getattr(config, "conv_kernel_size", 0) > 0 else None),
     formula="h = LayerNorm(x + Attention(x)); out = LayerNorm(h + FFN(h)), attention scores c2c + c2p + p2c",
+    shapes={"deberta-v3-base": Sizes(12, 12, 768, 3072, 512)},
+    random_config=lambda s, words: transformers.DebertaV2Config(  # DeBERTa-v3-base's attention settings
+        vocab_size=len(words), num_hidden_layers=s.layers, hidden_size=s.hidden, num_attention_heads=s.heads,
+        intermediate_size=s.ffn, max_position_embeddings=s.max_positions, relative_attention=True, position_buckets=256,
+        max_relative_positions=-1, pos_att_type=["p2c", "c2p"], norm_rel_ebd="layer_norm", share_att_key=True,
+        position_biased_input=False, type_vocab_size=0, pad_token_id=words.pad_token_id),
+    vocabulary="sentencepiece",
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import transformers
+
 from . import Adapter, Embedding, Point, Sizes
 
 
@@ -59,4 +61,8 @@ ADAPTER = Adapter(
     sizes=lambda c: Sizes(c.n_layers, c.n_heads, c.dim, c.hidden_dim, c.max_position_embeddings),
     segments=lambda config: False,
     formula="h = LayerNorm(x + Attention(x)); out = LayerNorm(h + FFN(h))",
+    shapes={"distilbert-base": Sizes(6, 12, 768, 3072, 512)},
+    random_config=lambda s, words: transformers.DistilBertConfig(
+        vocab_size=len(words), n_layers=s.layers, dim=s.hidden, n_heads=s.heads, hidden_dim=s.ffn,
+        max_position_embeddings=s.max_positions, pad_token_id=words.pad_token_id),
 )

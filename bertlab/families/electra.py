@@ -4,7 +4,9 @@ the hidden width (a projection follows); WordPiece; post-norm."""
 
 from __future__ import annotations
 
-from . import BERT_NORMS, Adapter, Embedding, bert_points
+import transformers
+
+from . import BERT_NORMS, Adapter, Embedding, Sizes, bert_points
 
 
 def _heads(model, config, present: tuple[str, ...]) -> dict:
@@ -47,4 +49,8 @@ ADAPTER = Adapter(
     fine_tunes={"ElectraForSequenceClassification": "sequence", "ElectraForTokenClassification": "token"},
     classifier=_classifier,
     formula="h = LayerNorm(x + Attention(x)); out = LayerNorm(h + FFN(h))",
+    shapes={"electra-base": Sizes(12, 12, 768, 3072, 512), "electra-small": Sizes(12, 4, 256, 1024, 512)},
+    random_config=lambda s, words: transformers.ElectraConfig(
+        vocab_size=len(words), embedding_size=128 if s.hidden == 256 else s.hidden, num_hidden_layers=s.layers,
+        hidden_size=s.hidden, num_attention_heads=s.heads, intermediate_size=s.ffn, max_position_embeddings=s.max_positions),
 )

@@ -4,6 +4,8 @@ byte-level BPE (`Ġ` marks a word start); its LM head is the token embedding, ti
 
 from __future__ import annotations
 
+import transformers
+
 from . import Adapter, Embedding, Point, Sizes
 
 
@@ -48,5 +50,10 @@ ADAPTER = Adapter(
     sizes=lambda c: Sizes(c.n_layer, c.n_head, c.n_embd, c.n_inner or 4 * c.n_embd, c.n_positions),
     segments=lambda config: False,
     run_options={"use_cache": False},
+    shapes={"gpt2": Sizes(12, 12, 768, 3072, 1024)},
+    random_config=lambda s, words: transformers.GPT2Config(
+        vocab_size=len(words), n_layer=s.layers, n_embd=s.hidden, n_head=s.heads, n_inner=s.ffn, n_positions=s.max_positions,
+        bos_token_id=words.bos_token_id, eos_token_id=words.eos_token_id),
+    vocabulary="gpt2",
     formula="h = x + Attention(LayerNorm(x)); out = h + MLP(LayerNorm(h)); a final LayerNorm before the head",
 )

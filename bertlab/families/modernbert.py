@@ -6,8 +6,9 @@ position embedding), local attention (±w tokens) in most layers and global atte
 from __future__ import annotations
 
 import torch
+import transformers
 
-from . import Adapter, Embedding, HeadTerms, Point, project
+from . import Adapter, Embedding, HeadTerms, Point, Sizes, project
 
 
 def _heads(model, config, present: tuple[str, ...]) -> dict:
@@ -85,4 +86,11 @@ ADAPTER = Adapter(
     local_layers=_local,
     head_terms=_head_terms,
     formula="h = x + Attention(LayerNorm(x)); out = h + MLP(LayerNorm(h)); a final LayerNorm before the head",
+    shapes={"modernbert-base": Sizes(22, 12, 768, 1152, 8192)},
+    random_config=lambda s, words: transformers.ModernBertConfig(  # ModernBERT-base: global every 3rd layer, ±64 local
+        vocab_size=len(words), num_hidden_layers=s.layers, hidden_size=s.hidden, num_attention_heads=s.heads,
+        intermediate_size=s.ffn, max_position_embeddings=s.max_positions, global_attn_every_n_layers=3,
+        local_attention=128, pad_token_id=words.pad_token_id, cls_token_id=words.cls_token_id,
+        sep_token_id=words.sep_token_id, bos_token_id=words.cls_token_id, eos_token_id=words.sep_token_id),
+    vocabulary="cls-bpe",
 )

@@ -4,7 +4,9 @@ SentencePiece's `▁`); one segment type; positions counted from padding_idx + 1
 
 from __future__ import annotations
 
-from . import BERT_NORMS, Adapter, Embedding, bert_points
+import transformers
+
+from . import BERT_NORMS, Adapter, Embedding, Sizes, bert_points
 
 
 def _heads(model, config, present: tuple[str, ...]) -> dict:
@@ -46,4 +48,10 @@ ADAPTER = Adapter(
     classifier=_classifier,
     pieces="Ġ",
     formula="h = LayerNorm(x + Attention(x)); out = LayerNorm(h + FFN(h))",
+    shapes={"roberta-base": Sizes(12, 12, 768, 3072, 512)},
+    random_config=lambda s, words: transformers.RobertaConfig(
+        vocab_size=len(words), num_hidden_layers=s.layers, hidden_size=s.hidden, num_attention_heads=s.heads,
+        intermediate_size=s.ffn, max_position_embeddings=s.max_positions + words.pad_token_id + 1, type_vocab_size=1,
+        pad_token_id=words.pad_token_id, bos_token_id=words.bos_token_id, eos_token_id=words.eos_token_id),
+    vocabulary="roberta",
 )
