@@ -231,7 +231,9 @@ def _inside(loaded, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data))
     else:
-        print(f"mean norms per layer ({args.mask}): x, A, LayerNorm(A + x), F, output")
+        h = "LayerNorm(x + A)" if loaded.info.norm_placement == "post" else "x + A"
+        print(f"{loaded.info.title}, {loaded.info.norm_placement}-norm: {loaded.adapter.formula}")
+        print(f"mean norms per layer ({args.mask}): x, A, h = {h}, F, output")
         for entry in data["layers"]:
             means = [sum(entry[k]) / len(entry[k]) for k in ("input_norm", "attention_norm", "after_attention_norm", "ffn_norm", "output_norm")]
             print(f"layer {entry['layer']:2d}: " + "  ".join(f"{m:8.3f}" for m in means))
@@ -340,7 +342,8 @@ def run_app(streamlit_args: list[str]) -> int:
 
 def _analysis_text(data: dict) -> str:
     model = data["model"]
-    lines = [f"{model['name']}: {model['layers']} layers, {model['heads']} heads, hidden {model['hidden_size']}, on {model['device']}"]
+    lines = [f"{model['name']}: {model.get('title') or model['family']}, {model['layers']} layers, {model['heads']} heads, "
+             f"hidden {model['hidden_size']}, {model['norm_placement']}-norm, {model['positions']} positions, on {model['device']}"]
     lines.append("tokens: " + " ".join(f"{t['text']}({t['id']})" for t in data["tokens"]))
     for note in data["notes"]:
         lines.append(f"note: {note}")
@@ -350,6 +353,12 @@ def _analysis_text(data: dict) -> str:
             lines.append(f"[MASK] at {entry['position']} ({kind}): {guesses}")
     if data["nsp"]:
         lines.append(f"IsNext: {data['nsp']['is_next']:.3f}")
+    if data.get("replaced"):
+        shown = ", ".join(f"{r['token']} {r['prob']:.2f}" for r in data["replaced"])
+        lines.append(f"P(replaced) per token (ELECTRA's discriminator): {shown}")
+    for entry in data.get("next_token") or []:
+        guesses = ", ".join(f"{p['token']} {p['prob']:.3f}" for p in entry["top"])
+        lines.append(f"after {entry['token']} ({entry['position']}), next: {guesses}")
     return "\n".join(lines)
 
 
@@ -396,6 +405,10 @@ def _probe_text(data: dict) -> str:
     ]
     for layer in data["layers"]:
         lines.append(f"{layer:>5}  {data['bidirectional'][layer]:>13.3f}  {data['causal'][layer]:>6.3f}  {data['baseline']:>8.3f}")
+    for order, by_mask in data.get("by_order", {}).items():
+        settled = "before the word" if order == "before" else "only after the word"
+        lines.append(f"sentences whose sense is settled {settled}: bidirectional "
+                     + " ".join(f"{v:.2f}" for v in by_mask["bidirectional"]) + " | causal " + " ".join(f"{v:.2f}" for v in by_mask["causal"]))
     return "\n".join(lines)
 
 

@@ -34,6 +34,9 @@ from .senses import find_word, hidden_under_masks, lowercases, pca2, pool, token
 from .tokens import check_text
 
 COLUMNS = ("word", "sense", "sentence")
+ORDERS = ("before", "after")
+"""An optional fourth column, `order`: whether the words that settle the sense come before the target word or only
+after it (the shipped corpus has both halves: what a causal mask can and cannot see)."""
 MAX_CORPUS_BYTES = 2_000_000
 MAX_ROWS = 5_000
 MAX_SENTENCE_CHARS = 300
@@ -66,6 +69,8 @@ class Corpus:
     """The line of the file each row came from, for messages."""
     digest: str
     """A hash of the file's bytes (and the selected word): the cache key of an index, with the model."""
+    orders: tuple[str | None, ...] = ()
+    """Per row, 'before' or 'after' (ORDERS) where the file has an `order` column; empty otherwise."""
 
     def __len__(self) -> int:
         return len(self.sentences)
@@ -97,6 +102,7 @@ class Corpus:
             name=self.name,
             words=tuple(word if self.plain else self.words[i] for i in rows),
             senses=tuple(self.senses[i] for i in rows),
+            orders=tuple(self.orders[i] for i in rows) if self.orders else (),
             sentences=tuple(self.sentences[i] for i in rows),
             lines=tuple(self.lines[i] for i in rows),
             digest=hashlib.sha256(f"{self.digest}\0{word.casefold()}".encode()).hexdigest(),
@@ -199,7 +205,8 @@ def _read_table(text: str, name: str, digest: str, delimiter: str) -> Corpus:
                 f"A corpus needs a header row with the columns {', '.join(COLUMNS)}."
             )
         where = {c: columns.index(c) for c in COLUMNS}
-        words, senses, sentences, lines = [], [], [], []
+        order_column = columns.index("order") if "order" in columns else None
+        words, senses, sentences, lines, orders = [], [], [], [], []
         for record in reader:
             line = reader.line_num
             if not any(cell.strip() for cell in record):
@@ -214,6 +221,12 @@ def _read_table(text: str, name: str, digest: str, delimiter: str) -> Corpus:
             _check_sentence(sentence, line)
             if find_word(sentence, word, lowercase=False) is None:
                 raise InputError(f"Line {line}: '{word}' does not occur as a whole word in \"{sentence}\".")
+            if order_column is not None:
+                order = record[order_column].strip().lower() if len(record) > order_column else ""
+                if order not in ORDERS:
+                    raise InputError(f"Line {line}: the order is '{order}'; it is 'before' or 'after' (where the words that "
+                                     "settle the sense are).")
+                orders.append(order)
             words.append(word)
             senses.append(sense)
             sentences.append(sentence)
@@ -226,7 +239,7 @@ def _read_table(text: str, name: str, digest: str, delimiter: str) -> Corpus:
         raise InputError(f"{name} is empty: a corpus needs at least one sentence.") from None
     if not sentences:
         raise InputError(f"{name} has a header row but no sentences.")
-    return Corpus(name, tuple(words), tuple(senses), tuple(sentences), tuple(lines), digest)
+    return Corpus(name, tuple(words), tuple(senses), tuple(sentences), tuple(lines), digest, tuple(orders))
 
 
 # --- the index -----------------------------------------------------------------------------------
@@ -521,6 +534,11 @@ class Probe:
     baseline: float
     count: int
     words: dict[str, WordProbe]
+    by_order: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    """'before' / 'after' -> mask type -> (layer + 1,): the accuracy over the occurrences whose sense is settled
+    by words before the target / only after it (a corpus with an `order` column)."""
+    orders: list[dict] = field(default_factory=list)
+    """Each occurrence probed: its line, word, sense and order."""
 
     @property
     def layers(self) -> int:
@@ -555,6 +573,8 @@ class Probe:
                 word: {**{kind: rounded(acc) for kind, acc in w.accuracy.items()}, "baseline": round(w.baseline, 4), "count": w.count}
                 for word, w in self.words.items()
             },
+            "by_order": {order: {kind: rounded(acc) for kind, acc in by_mask.items()} for order, by_mask in self.by_order.items()},
+            "sentences": self.orders,
         }
 
 
@@ -570,11 +590,20 @@ def _probe(index: CorpusIndex) -> Probe:
     if not index.corpus.labelled:
         raise InputError(f"{index.corpus.name} has no senses: the sense probe needs a labelled corpus (word, sense, sentence).")
     words, total, credit_sum, majority = {}, 0, 0.0, 0
+    ordered = bool(index.corpus.orders)
+    order_credit: dict[str, list[np.ndarray]] = {order: [] for order in ORDERS} if ordered else {}
+    orders = []
     for word, found in sorted(index.groups.items()):
         if len(found) < 2:
             continue
         labels = [index.sense(i) for i in found]
         credit = loo_credit(index.vectors[:, :, found], labels)  # (mask, layer + 1, n)
+        if ordered:
+            row_orders = [index.corpus.orders[index.rows[i]] for i in found]
+            for order in ORDERS:
+                order_credit[order].append(credit[:, :, [j for j, o in enumerate(row_orders) if o == order]])
+            orders += [{"line": index.corpus.lines[index.rows[i]], "word": index.word(i), "sense": index.sense(i), "order": o,
+                        "sentence": index.sentence(i)} for i, o in zip(found, row_orders)]
         counts = Counter(labels)
         words[word] = WordProbe(
             accuracy={kind: credit[m].mean(-1) for m, kind in enumerate(index.mask_types)},
@@ -594,6 +623,9 @@ def _probe(index: CorpusIndex) -> Probe:
         baseline=majority / total,
         count=total,
         words=words,
+        by_order={order: {kind: np.concatenate(parts, axis=-1)[m].mean(-1) for m, kind in enumerate(index.mask_types)}
+                  for order, parts in order_credit.items() if parts and sum(p.shape[-1] for p in parts)},
+        orders=orders,
     )
 
 

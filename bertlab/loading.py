@@ -149,6 +149,7 @@ class ModelInfo:
             "labels": list(self.labels),
             "description": self.description,
             "model_type": self.model_type,
+            "title": self.title,
             "norm_placement": self.norm_placement,
             "positions": self.positions,
             "shared_layers": self.shared_layers,
@@ -374,9 +375,10 @@ def random_model(size: str, device: str | None = None, dtype: str = "float32") -
         raise ModelLoadError(f"Unknown size '{size}' for a random model: choose one of {', '.join(shapes)}.")
     adapter, sizes = shapes[size]
     loaded = random_family(adapter, sizes, device, dtype, name=f"{RANDOM_PREFIX}{size}")
+    kind = "SentencePiece-style (Unigram)" if adapter.vocabulary == "sentencepiece" else "byte-level BPE"
     vocabulary = "" if adapter.vocabulary == "wordpiece" else (
-        f" Its {adapter.vocabulary if adapter.vocabulary != 'cls-bpe' else 'byte-level BPE'} vocabulary of "
-        f"{loaded.info.vocab_size:,} pieces was trained on bertlab's corpus ({adapter.title}'s own comes with its checkpoint).")
+        f" Its {kind} vocabulary of {loaded.info.vocab_size:,} pieces was trained on bertlab's corpus ({adapter.title}'s "
+        "own comes with its checkpoint).")
     loaded.info = replace(loaded.info, notice=f"Random weights with {size}'s shape: for timing and memory, not for meaning.{vocabulary}")
     return loaded
 
