@@ -290,7 +290,8 @@ class Analysis:
             "classifier": None if self.classifier is None else self.classifier.to_dict(),
             "replaced": None if self.replaced is None else [{**r, "prob": round(r["prob"], 6)} for r in self.replaced],
             "next_token": None if self.next_token is None else [
-                {"position": n["position"], "token": n["token"], "top": [p.to_dict() for p in n["top"]]} for n in self.next_token
+                {"position": n["position"], "token": n["token"], "top": [p.to_dict() for p in n["top"]],
+                 "actual": None if n["actual"] is None else n["actual"].to_dict()} for n in self.next_token
             ],
         }
 
@@ -443,18 +444,23 @@ def _replaced(loaded: LoadedModel, encoding: Encoding, last: torch.Tensor, mask_
 
 
 def _next_tokens(loaded: LoadedModel, encoding: Encoding, last: torch.Tensor, mask_types: tuple[str, ...], top_k: int) -> list[dict] | None:
-    """A decoder's guesses for the token after each position, under the causal mask it was trained with."""
+    """A decoder's guesses for the token after each position, under the causal mask it was trained with, and the
+    probability it gave the token that really comes next (None after the last)."""
     if "lm" not in loaded.heads or "causal" not in mask_types:
         return None
     hidden = last[mask_types.index("causal")]
+    ids_in = encoding.input_ids[0].to(hidden.device)
     with torch.inference_mode():
         probs = torch.softmax(loaded.heads["lm"](hidden).float(), dim=-1)
         values, ids = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
+        actual = probs[:-1].gather(1, ids_in[1:, None])[:, 0]
     to_piece = loaded.tokenizer.convert_ids_to_tokens
+    following = to_host(actual).tolist() + [None]
     return [
         {"position": t.position, "token": t.text,
-         "top": [Prediction(to_piece(i), i, v) for i, v in zip(row_ids, row_values)]}
-        for t, row_ids, row_values in zip(encoding.tokens, to_host(ids).tolist(), to_host(values).tolist())
+         "top": [Prediction(to_piece(i), i, v) for i, v in zip(row_ids, row_values)],
+         "actual": None if p is None else Prediction(encoding.tokens[t.position + 1].text, encoding.tokens[t.position + 1].id, p)}
+        for t, row_ids, row_values, p in zip(encoding.tokens, to_host(ids).tolist(), to_host(values).tolist(), following)
     ]
 
 
