@@ -102,6 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     near.add_argument("--k", type=int, default=5)
     model_options(near)
 
+    index = sub.add_parser("index", help="build a corpus index and keep it in the cache folder (BERTLAB_CACHE_DIR)")
+    index.add_argument("corpus", nargs="?", help="a .tsv/.csv with word, sense, sentence (default: the shipped corpus)")
+    model_options(index)
+
     prefetch = sub.add_parser("prefetch", help="download checkpoints into the local cache for offline use")
     prefetch.add_argument("models", nargs="+")
 
@@ -156,7 +160,7 @@ def _run(args: argparse.Namespace) -> int:
         for name, path in zip(args.models, prefetch(args.models)):
             print(f"{name}: {path}")
         return 0
-    if args.command in ("probe-senses", "neighbors"):
+    if args.command in ("probe-senses", "neighbors", "index"):
         return _corpus_command(args)
     if args.top_k < 1 if args.command == "analyze" else False:
         raise BertlabError("--top-k must be at least 1.")
@@ -372,7 +376,10 @@ def _senses_text(data: dict) -> str:
 
 
 def _corpus_command(args: argparse.Namespace) -> int:
-    """probe-senses and neighbors: the corpus is read (and refused) before the model loads."""
+    """probe-senses, neighbors and index: the corpus is read (and refused) before the model loads; the index comes
+    from the cache folder when one was built before (bertlab.corpus.stored_index)."""
+    import time
+
     from . import corpus as corpora
     from .loading import load_model
 
@@ -384,7 +391,15 @@ def _corpus_command(args: argparse.Namespace) -> int:
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     if loaded.info.notice:
         print(f"notice: {loaded.info.notice}", file=sys.stderr)
-    index = corpora.build_index(loaded, corpus)
+    began = time.perf_counter()
+    index = corpora.stored_index(loaded, corpus)
+    if args.command == "index":
+        path, _ = corpora.index_path(loaded, corpus)
+        data = {"model": loaded.info.name, "corpus": corpus.name, "sentences": len(index), "path": str(path),
+                "seconds": round(time.perf_counter() - began, 3), "mb": round(index.nbytes / 2**20, 2)}
+        print(json.dumps(data) if args.json else f"{data['sentences']} sentences of {corpus.name} by {loaded.info.name}: "
+              f"{path} ({data['mb']} MB, {data['seconds']} s)")
+        return 0
     if index.skipped:
         print(f"notice: {len(index.skipped)} sentence(s) left out: the word lies beyond {loaded.max_length} tokens.", file=sys.stderr)
     if args.command == "probe-senses":
