@@ -218,14 +218,14 @@ small chunks, so memory stays bounded."""
 CHUNKS = 8
 """Long work goes in at least this many chunks (rows of a batch; interpolation steps), so its progress moves and
 a Stop (a progress callback raising Stopped) ends it within one chunk; BERT-base's 145 rows at 32 tokens run as
-8 passes of 19 rows, each still one batched pass."""
+9 passes of 18 rows or fewer, each still one batched pass."""
 
 Progress = Callable[[int, int], None]
 """progress(done, total) after each chunk; it may raise bertlab.Stopped to end the work there."""
 
 
 def _chunk(rows: int, budget_rows: int) -> int:
-    return max(1, min(rows, budget_rows, -(-rows // CHUNKS)))
+    return max(1, min(rows, budget_rows, rows // CHUNKS))
 
 
 def head_importance(loaded: LoadedModel, encoding: Encoding, position: int, mode: str = "zero",
