@@ -23,7 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     def model_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", default=DEFAULT_MODEL, help="hub id, local directory, or 'minilm' (packaged, offline)")
         p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-        p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+        p.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
+                       help="auto: bfloat16 on a CUDA GPU, float32 elsewhere")
         p.add_argument("--json", action="store_true", help="print one JSON object")
 
     analyze = sub.add_parser("analyze", help="tokens, MLM at each [MASK] under both masks, NSP")
@@ -112,6 +113,9 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="speed and size against references measured in the same run")
     bench.add_argument("--model-config", default="bert-base", help="bert-base, bert-large, ... (random-init weights)")
     bench.add_argument("--device", default="auto")
+    bench.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
+                       help="auto: bfloat16 on a CUDA GPU, float32 elsewhere")
+    bench.add_argument("--families", action="store_true", help="also time every family at one shape (p1_family_ratios)")
     bench.add_argument("--repeats", type=int, default=7)
     bench.add_argument("--analyses", type=int, default=200, help="distinct analyses for the memory figure (0: skip)")
     bench.add_argument("--no-browser", action="store_true", help="skip the Chromium figures (P3, P5)")
