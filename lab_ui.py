@@ -212,6 +212,7 @@ def banner(slot) -> None:
             f"hidden {info.hidden_size}",
             help=info.notice,
         )
+        random_weights_note(loaded)  # on every page and lesson step, with the way back when a button switched
         text, pair = st.session_state.get("text", ""), st.session_state.get("pair", "")
         try:
             tokens = encode(loaded, text, pair or None)  # tokenizing only: cheap, and every page shows its effect
@@ -338,13 +339,12 @@ def model(name: str | None = None) -> bertlab.LoadedModel:
 
 def model_with_head(head: str) -> bertlab.LoadedModel:
     """The sidebar's model for a page that needs a pre-training head ("mlm" or "nsp"): without it, the page
-    says why and what works here, and stops; with random weights, it says the predictions mean nothing."""
+    says why and what works here, and stops."""
     loaded = model()
     if head not in loaded.info.heads_available:
         missing_head(loaded, head)
         st.stop()
-    random_weights_note(loaded)
-    return loaded
+    return loaded  # random weights: the banner says what they mean (random_weights_note)
 
 
 CACHE_MB = int(os.environ.get("BERTLAB_CACHE_MB", "256"))

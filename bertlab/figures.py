@@ -23,6 +23,8 @@ from .senses import Senses
 from .tokens import Encoding, Token
 
 SEGMENT_COLOURS = ("#2563eb", "#ea580c")
+SERIES_COLOURS = ("#0072B2", "#56B4E9", "#E69F00", "#CC79A7", "#009E73", "#D55E00")
+"""Lines and bar groups told apart by colour alone: Okabe and Ito's palette, distinct to every kind of colour vision."""
 MASK_COLOURS = {"bidirectional": "#2563eb", "causal": "#dc2626"}
 SEQUENTIAL = "Blues"
 """The one colour scale for magnitudes (attention, similarity, distance, shares, per-head statistics): a single
@@ -196,9 +198,11 @@ def embedding_norms(tokens: Sequence[Token], e: Embeddings, window: Window | Non
     tokens, w = _windowed(tokens, window)
     fig = go.Figure()
     x = _positions(tokens)
-    for name, value in (("token", e.token), ("segment", e.segment), ("position", e.position), ("sum", e.sum), ("LayerNorm(sum)", e.layernorm)):
+    parts = (("token", e.token), ("segment", e.segment), ("position", e.position), ("sum", e.sum), ("LayerNorm(sum)", e.layernorm))
+    for colour, (name, value) in zip(SERIES_COLOURS, parts):
         if value is not None:
-            fig.add_bar(name=name, x=x, y=np.linalg.norm(value[w], axis=-1), hovertemplate=name + " ‖·‖ = %{y:.2f}<extra></extra>")
+            fig.add_bar(name=name, x=x, y=np.linalg.norm(value[w], axis=-1), marker_color=colour,
+                        hovertemplate=name + " ‖·‖ = %{y:.2f}<extra></extra>")
     _token_axis(fig, tokens, "x")
     fig.update_layout(barmode="group", title="vector norm per token", height=360, margin=dict(l=10, r=10, t=40, b=10), yaxis_title="L2 norm")
     return fig
@@ -334,9 +338,9 @@ def sublayer_norms(norms: dict[str, np.ndarray], token: int, label: str) -> go.F
     """One token's residual stream layer by layer: how large x, A, h, F and the output are."""
     fig = go.Figure()
     layers = list(range(next(iter(norms.values())).shape[0]))
-    for name, title in SUBLAYER_NAMES.items():
+    for colour, (name, title) in zip(SERIES_COLOURS, SUBLAYER_NAMES.items()):
         fig.add_scatter(x=layers, y=norms[name][:, token], mode="lines+markers", name=title,
-                        line=dict(dash="dot" if name in ("attention", "ffn") else "solid"))
+                        line=dict(dash="dot" if name in ("attention", "ffn") else "solid", color=colour))
     fig.update_layout(title=f"vector lengths in each layer for “{html.escape(label)}”", xaxis_title="layer", yaxis_title="L2 norm",
                       height=420, margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.2))
     fig.update_xaxes(dtick=1)
@@ -666,7 +670,7 @@ def layer_change_heatmap(tokens: Sequence[Token], change: np.ndarray, window: Wi
     )
 
 
-SENSE_COLOURS = ("#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777")
+SENSE_COLOURS = ("#E69F00", "#0072B2", "#009E73", "#CC79A7", "#56B4E9", "#D55E00")  # Okabe-Ito, orange and blue first
 
 
 def probe_curve(probe: Probe, word: str | None = None) -> go.Figure:

@@ -18,8 +18,16 @@ STEPS = [
     "Next sentence",
 ]
 BANK = ["I went to the bank to deposit money.", "I went to the bank to catch some fish.", "The river bank was very scenic."]
-MAIN = "lesson_main"
-"""The key of the container that holds each step's main chart (tests/test_classroom.py measures where it starts)."""
+MAIN = "lesson_main"  # the key of the container of each step's main chart (tests/test_classroom.py measures it)
+PROJECTOR_CSS = """<style>
+/* On a projector (1280 × 720) the step's chart must start on the first screen: the step's name, Back/Next and
+   the step pills take two short rows above it. */
+.st-key-lesson_top h1 { font-size: 2.4rem !important; padding: 0.2rem 0 !important; }
+.st-key-step button { min-height: 2.2rem !important; padding: 0.1rem 0.7rem !important; }
+.st-key-step button p { font-size: 0.95rem !important; }
+.st-key-lesson_top [data-testid=stProgress] p { font-size: 1.1rem !important; font-weight: 400 !important; }
+.st-key-lesson_notice [data-testid=stAlert] p { font-size: 1.05rem !important; line-height: 1.45 !important; }
+</style>"""
 
 presenting = lab_ui.presenting()
 loaded = lab_ui.model()
@@ -34,9 +42,6 @@ INTRO = (
     "1024, 16 and 4096 (340M). It reads at most 512 positions. Each step below runs on the text in the "
     "sidebar, live. " + lab_ui.sizes_sentence()
 )
-title = st.empty()  # the lesson's name; on a projector, the step itself (filled in once the step is known)
-if not presenting:
-    st.markdown(INTRO)
 
 
 def go(to: int) -> None:
@@ -44,25 +49,51 @@ def go(to: int) -> None:
     st.session_state["_lesson_scroll"] = True
 
 
-def nav(where: str, index: int) -> None:
+def nav(back, forward, index: int, where: str = "") -> None:
     """Back and Next (`where` keeps the buttons' keys apart: a projector has them at the top and the bottom)."""
-    back, _, forward = st.columns([1, 4, 1])
     if index > 0:
         back.button("← Back", key=f"lesson_back{where}", on_click=go, args=(index - 1,))
     if index < len(STEPS) - 1:
         forward.button("Next →", key=f"lesson_next{where}", on_click=go, args=(index + 1,))
 
 
-step = st.pills("Step", STEPS, key="step", bind="query-params") or STEPS[0]
-index = STEPS.index(step)
-running = lab_ui.running_name(loaded)
-if presenting:  # a projector's first screen is for the step: its name, where it is, and its chart
-    title.title(f"{index + 1} · {step}")
-    st.progress((index + 1) / len(STEPS), text=f"Step {index + 1} of {len(STEPS)}: {step} · running {running}")
-    nav("_top", index)
-else:
-    title.title("A guided lesson: BERT from text to meaning")
-    st.progress((index + 1) / len(STEPS), text=f"Step {index + 1} of {len(STEPS)}: {step} · running {running}")
+def with_head(head: str):
+    """The model for a step that needs a pre-training head: the sidebar's, or, when it has none, random weights
+    for this step only (a toggle beside the explanation of what is missing, which is also the way back)."""
+    if head in loaded.info.heads_available:
+        return loaded
+    offer = lab_ui.mechanics_offer(loaded)
+    use = offer is not None and st.toggle(
+        f"Run this step on {offer} (random weights)", key=f"lesson_random_{head}",
+        help=f"Only this step: the rest of the lesson stays on {lab_ui.running_name(loaded)}.")
+    if use:
+        st.caption(f"🎲 This step runs on **{offer}**; the rest of the lesson on **{lab_ui.running_name(loaded)}**. Turn the "
+                   f"switch off to come back to {loaded.info.name}.")
+        return lab_ui.model(offer)
+    return None
+
+
+HEADS = {"Masked LM": "mlm", "Next sentence": "nsp"}  # the steps that need a pre-training head
+
+with st.container(key="lesson_top"):
+    if presenting:  # a projector's first screen is for the step: its name and Back/Next in one row, then its chart
+        st.html(PROJECTOR_CSS)
+        head, back_top, next_top = st.columns([6, 1.4, 1.4], vertical_alignment="center")
+        title = head.empty()
+    else:
+        title = st.empty()
+        st.markdown(INTRO)
+    step = st.pills("Step", STEPS, key="step", bind="query-params", label_visibility="collapsed" if presenting else "visible") or STEPS[0]
+    index = STEPS.index(step)
+    bar = st.empty()
+    step_model = with_head(HEADS[step]) if step in HEADS else loaded  # None: the step's head is missing
+    running = lab_ui.running_name(loaded) if step_model in (None, loaded) else f"{step_model.info.name} (random weights, this step only)"
+    bar.progress((index + 1) / len(STEPS), text=f"Step {index + 1} of {len(STEPS)}: {step} · running {running}")
+    if presenting:
+        title.title(f"{index + 1} · {step}")
+        nav(back_top, next_top, index, "_top")
+    else:
+        title.title("A guided lesson: BERT from text to meaning")
 if st.session_state.pop("_lesson_scroll", False):
     # after Back/Next (at the bottom of a long step) the new step opens at the top of the page, where the line
     # naming the running model and the step's chart are
@@ -77,7 +108,8 @@ def lay_out(explanation: str, noticed: str, main: Callable[[], None], model=None
     """One step: its explanation, what to notice (measured), and its main chart. On a projector the chart comes
     first, with what to notice beside it, and the explanation folds away below; elsewhere the text leads."""
     model = model or loaded
-    random = model.info.name.startswith(lab_ui.RANDOM_PREFIX)
+    # random weights for this step only (the banner at the top speaks for the sidebar's model)
+    random = model is not loaded and model.info.name.startswith(lab_ui.RANDOM_PREFIX)
 
     def notes() -> None:
         if random:
@@ -85,10 +117,10 @@ def lay_out(explanation: str, noticed: str, main: Callable[[], None], model=None
         st.info(f"**What to notice:** {noticed}", icon="👀")
 
     if presenting:
-        left, right = st.columns([5, 2])
+        left, right = st.columns([2, 1])
         with left, st.container(key=MAIN):
             main()
-        with right:
+        with right, st.container(key="lesson_notice"):
             notes()
         with st.expander("About this step"):
             st.markdown(explanation)
@@ -97,23 +129,6 @@ def lay_out(explanation: str, noticed: str, main: Callable[[], None], model=None
         notes()
         with st.container(key=MAIN):
             main()
-
-
-def with_head(head: str):
-    """The model for a step that needs a pre-training head: the sidebar's, or, when it has none, random weights
-    for this step only (a toggle beside the explanation of what is missing, which is also the way back)."""
-    if head in loaded.info.heads_available:
-        return loaded
-    offer = lab_ui.mechanics_offer(loaded)
-    use = offer is not None and st.toggle(
-        f"Run this step on {offer} (random weights)", key=f"lesson_random_{head}",
-        help=f"Only this step: the rest of the lesson stays on {running}.")
-    if use:
-        st.caption(f"🎲 This step runs on **{offer}**; the rest of the lesson on **{running}**. Turn the switch off to "
-                   f"come back to {loaded.info.name}.")
-        return lab_ui.model(offer)
-    lab_ui.missing_head(loaded, head, offer=False)
-    return None
 
 
 result = lab_ui.analysis(loaded)
@@ -142,7 +157,8 @@ elif step == "Three embeddings":
                    f"(largest difference {e.max_abs_diff:.1e}).")
     else:
         st.error(f"LayerNorm(token + segment + position) differs from the model's own embedding output by up to "
-                 f"{e.max_abs_diff:.2e}: this checkpoint does not compute its embeddings the way BERT does.")
+                 f"{e.max_abs_diff:.2e}: this checkpoint's embedding layer does more than BERT's three lookups and "
+                 "LayerNorm, so the parts drawn above do not add up to what its first layer reads.")
 elif step == "Attention":
     layer, query = loaded.info.layers // 2, (result.mask_positions or [min(1, len(tokens) - 1)])[0]
     steps = lab_ui.compute(loaded, "head", (lab_ui.encoding_key(result.encoding), layer, 0, query, "bidirectional"),
@@ -175,12 +191,15 @@ elif step == "Layers":
 elif step == "Masked LM":
     explanation = ("Pre-training task 1, the **masked language model**: 15% of tokens are chosen; 80% of those become "
                    "`[MASK]`, 10% a random token, 10% stay as they are, and BERT predicts the originals, using both sides.")
-    model = with_head("mlm")
-    if model is not None:
-        masked = lab_ui.analysis(model)
+    if step_model is None:
+        lay_out(explanation, f"{loaded.info.name} has no masked-LM head, so it cannot guess a [MASK]: the machinery of the "
+                "guess is shown with random weights (the switch above), for this step only.",
+                lambda: lab_ui.missing_head(loaded, "mlm", offer=False))
+    else:
+        masked = lab_ui.analysis(step_model)
         if not masked.mask_positions:
             lay_out(explanation, "put `[MASK]` in the text (the sidebar's Text box): the bars show the model's guesses for it.",
-                    lambda: st.info("Type [MASK] somewhere in the text to see the guesses."), model)
+                    lambda: st.info("Type [MASK] somewhere in the text to see the guesses."), step_model)
         else:
             first = masked.mask_positions[0]
 
@@ -189,7 +208,7 @@ elif step == "Masked LM":
                     lab_ui.chart(figures.prediction_bars(masked.predictions(position), f"[MASK] at position {position}"),
                                  key=f"lesson_mlm{position}")
 
-            lay_out(explanation, notice.mlm(first, masked.predictions(first)), guesses, model)
+            lay_out(explanation, notice.mlm(first, masked.predictions(first)), guesses, step_model)
 elif step == "Bidirectional vs causal":
     window = lab_ui.token_window(tokens)
     divergence = result.divergence()
@@ -217,11 +236,11 @@ elif step == "Word sense":
     floor = min(0.0, min(float(s[:, i, j].min()) for s in sense.similarity.values() for i, j in pairs))
 
     def curves() -> None:
-        for i, sentence in enumerate(sentences, start=1):
-            st.caption(f"S{i}: {sentence}" + (" (your text)" if i > len(BANK) else ""))
         for col, (i, j) in zip(st.columns(len(pairs)), pairs):
             with col:
                 lab_ui.chart(figures.similarity_by_layer(sense, i, j, floor=floor), key=f"lesson_sense_{i}_{j}")
+        st.caption("  \n".join(f"S{i}: {sentence}" + (" (your text)" if i > len(BANK) else "")
+                                for i, sentence in enumerate(sentences, start=1)))
 
     lay_out(
         "Because every layer mixes in context, the vector for a word depends on its sentence: “bank” of money "
@@ -246,17 +265,21 @@ else:
     explanation = ("Pre-training task 2, **next sentence prediction**: for half the pairs B really followed A (IsNext), for "
                    "half it was a random sentence. A head on the pooled `[CLS]` vector predicts which. BERT was "
                    "pre-trained on BooksCorpus (800M words) and English Wikipedia (2,500M words).")
-    model = with_head("nsp")
-    if model is not None:
-        scored = lab_ui.analysis(model)
+    if step_model is None:
+        lay_out(explanation, f"{loaded.info.name} has no next-sentence head, so it cannot score a pair: the machinery is "
+                "shown with random weights (the switch above), for this step only.",
+                lambda: lab_ui.missing_head(loaded, "nsp", offer=False))
+    else:
+        scored = lab_ui.analysis(step_model)
         if scored.nsp is None or not scored.encoding.pair:
             lay_out(explanation, "add a second sentence in the sidebar (segment B): the head scores whether it follows the first.",
-                    lambda: st.info("Add a second sentence in the sidebar to see P(IsNext)."), model)
+                    lambda: st.info("Add a second sentence in the sidebar to see P(IsNext)."), step_model)
         else:
             def gauge() -> None:
                 st.metric("P(IsNext)", f"{scored.nsp:.3f}")
                 lab_ui.chart(figures.nsp_gauge(scored.nsp), key="lesson_nsp")
 
-            lay_out(explanation, notice.nsp(scored.nsp), gauge, model)
+            lay_out(explanation, notice.nsp(scored.nsp), gauge, step_model)
 
-nav("", index)
+back_bottom, _, next_bottom = st.columns([1, 4, 1])
+nav(back_bottom, next_bottom, index)
