@@ -93,6 +93,10 @@ TOUCH_CSS = """<style>
 </style>"""
 
 
+PRESENTER_TITLE_CHARS = 24
+"""In presenter mode titles are 26 px: a chart in a third of a projector's width holds ~24 characters a line."""
+PRESENTER_GROWTH = 1.25
+"""In presenter mode a chart is this much taller: its labels and titles take more of it."""
 PRESENTER_LABELS = 20
 """In presenter mode an axis keeps at most this many labels (their font is 18 px instead of 12)."""
 DENSE_LABELS = 16
@@ -133,6 +137,8 @@ def _draw(fig, key: str, whole=None) -> None:
     """One plotly chart: presenter sizes, the title fitted after them, and the downloads (`whole`: the figure the
     HTML download holds, all its panels; None: no HTML button under this panel)."""
     if presenting():
+        if fig.layout.height:  # twice the type needs more room, or the plot area shrinks to a strip
+            fig.update_layout(height=int(fig.layout.height * PRESENTER_GROWTH))
         fig.update_layout(font=dict(size=20, color="#000"), title_font_size=26)
         fig.update_annotations(font_size=22)  # subplot titles are annotations, with their own (small) font
         fig.update_xaxes(tickfont_size=18)
@@ -141,7 +147,7 @@ def _draw(fig, key: str, whole=None) -> None:
             if axis.tickvals is not None and axis.ticktext is not None and len(axis.tickvals) > PRESENTER_LABELS:
                 step = -(-len(axis.tickvals) // PRESENTER_LABELS)
                 axis.update(tickvals=axis.tickvals[::step], ticktext=axis.ticktext[::step])
-    figures.fit_title(fig, chars=32 if presenting() else TITLE_CHARS)
+    figures.fit_title(fig, chars=PRESENTER_TITLE_CHARS if presenting() else TITLE_CHARS)
     st.plotly_chart(
         fig,
         key=key,
