@@ -22,7 +22,7 @@ from .mlm import MaskEach
 from .senses import Senses
 from .tokens import Encoding, Token
 
-SEGMENT_COLOURS = ("#2563eb", "#ea580c")
+SEGMENT_COLOURS = ("#2563eb", "#c2410c")  # text on white at 4.5:1 or more
 SERIES_COLOURS = ("#0072B2", "#56B4E9", "#E69F00", "#CC79A7", "#009E73", "#D55E00")
 """Lines and bar groups told apart by colour alone: Okabe and Ito's palette, distinct to every kind of colour vision."""
 MASK_COLOURS = {"bidirectional": "#2563eb", "causal": "#dc2626"}
@@ -426,7 +426,7 @@ def prediction_bars(predictions: dict[str, list[Prediction]], title: str) -> go.
         )
         fig.update_yaxes(autorange="reversed", type="category", row=1, col=i)
         fig.update_xaxes(range=[0, 1], title_text="probability", row=1, col=i)
-    fig.update_layout(title=title, height=150 + 28 * max(len(p) for p in predictions.values()), margin=dict(l=10, r=10, t=80, b=10))
+    fig.update_layout(title=title, height=150 + 28 * max(len(p) for p in predictions.values()), margin=dict(l=10, r=10, t=50, b=10))
     return fig
 
 

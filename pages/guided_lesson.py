@@ -276,8 +276,8 @@ else:
                     lambda: st.info("Add a second sentence in the sidebar to see P(IsNext)."), step_model)
         else:
             def gauge() -> None:
-                st.metric("P(IsNext)", f"{scored.nsp:.3f}")
                 lab_ui.chart(figures.nsp_gauge(scored.nsp), key="lesson_nsp")
+                st.metric("P(IsNext)", f"{scored.nsp:.3f}")
 
             lay_out(explanation, notice.nsp(scored.nsp), gauge, step_model)
 
