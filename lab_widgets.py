@@ -88,7 +88,7 @@ TOUCH_CSS = """<style>
    captions and widget hints are 60 % grey. */
 [data-testid=stCaptionContainer], [data-testid=stCaptionContainer] p, [data-testid=stWidgetLabel] small,
 [data-testid=stSliderTickBarMin], [data-testid=stSliderTickBarMax] { color: #4b5563 !important; opacity: 1 !important; }
-[data-testid=stMarkdownContainer] blockquote, [data-testid=stMarkdownContainer] blockquote p { color: #374151 !important; }
+[data-testid=stMarkdownContainer] blockquote, [data-testid=stMarkdownContainer] blockquote p { color: #374151 !important; opacity: 1 !important; }
 /* Sections a phone shows only below 640 px (a hint that a wide view scrolls sideways). */
 @media (min-width: 641px) { [class*="st-key-phone_only"] { display: none !important; } }
 </style>"""

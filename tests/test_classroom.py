@@ -119,13 +119,21 @@ def classroom(app_server, chromium):
         browser.close()
 
 
-def test_a_phone_sees_every_page_without_sideways_scrolling(classroom, shots):
+def test_a_phone_sees_every_page_without_sideways_scrolling(classroom, shots, tmp_path_factory):
+    """Every page on a phone: the running model named at the top, nothing wider than the screen, no toolbar over
+    a chart, no chart title over its data, and no serious or critical axe-core violation (screenshots of every
+    page go to a temporary folder; tests/test_browser.py runs the same checks on the views this visit skips)."""
+    from test_browser import serious_axe_violations, titles_clear
 
     server, new = classroom
     pg = new(PHONE)
     shots.mkdir(parents=True, exist_ok=True)
+    folder, problems = tmp_path_factory.mktemp("phone-pages"), []
     for path in PHONE_PAGES:
         open_page(pg, f"{server}/{path}?model=bert-base-uncased&text=The+river+bank+was+very+scenic.")
+        titles_clear(pg, f"phone /{path}")
+        problems += [f"/{path}: {v}" for v in serious_axe_violations(pg)]
+        pg.screenshot(path=str(folder / f"{path or 'lesson'}.png"))
         banner = pg.locator("[data-testid=stMain]").get_by_text("Model running:")
         banner.first.wait_for(state="visible", timeout=30_000)
         assert "minilm (offline stand-in for bert-base-uncased)" in banner.first.inner_text(), path
@@ -142,6 +150,7 @@ def test_a_phone_sees_every_page_without_sideways_scrolling(classroom, shots):
             pg.screenshot(path=str(shots / "11-phone-attention.png"))
         if path == "":
             pg.screenshot(path=str(shots / "12-phone-lesson.png"))
+    assert not problems, problems
     # the model view is wider than a phone and scrolls sideways inside its frame: the page says so (there only)
     open_page(pg, f"{server}/attention?model=minilm&view=Model+view")
     assert pg.get_by_text("swipe sideways inside it").first.is_visible()
@@ -213,7 +222,7 @@ MIN_SHOWN = 150
 """Of each step's main chart, at least this many pixels are on the projector's first screen (720 px)."""
 
 
-def test_a_projector_shows_every_lesson_steps_chart_and_model_on_the_first_screen(classroom, tmp_path_factory, shots):
+def test_a_projector_shows_every_lesson_steps_chart_and_model_on_the_first_screen(classroom, app_server, tmp_path_factory, shots):
     """Presenter mode on a 1280 × 720 projector, stepping with Next as a teacher does: every step's title, its
     main chart (starting at least MIN_SHOWN px above the bottom of the screen, never below it) and a line naming
     the model that runs are on the first screen, and no chart title lies over its data. The steps that need a
@@ -255,6 +264,9 @@ def test_a_projector_shows_every_lesson_steps_chart_and_model_on_the_first_scree
             pg.screenshot(path=str(shots / "13-projector-lesson.png"))
         if number < len(steps):
             pg.get_by_role("button", name="Next →").first.click()
+    # Next sets the step through Session State: a widget with a default of its own would have Streamlit log a
+    # warning with a stack trace (issue 20 saw it from the lesson)
+    assert "Session State API" not in app_server.log.read_text()
 
 
 def test_lesson_is_a_link_of_its_own(classroom):

@@ -70,15 +70,14 @@ def test_every_step_on_random_weights_says_so_and_its_notice_holds_for_them():
             assert "probe" in " ".join(i.value for i in at.main.info if "in the probe" in i.value)
 
 
-def test_the_lesson_sets_no_widget_default_through_session_state(tiny_bert_dir, caplog):
-    """Back and Next set the step through Session State; the pills widget has no default of its own, which
-    Streamlit warns about with a stack trace in the server's log."""
+def test_back_and_next_move_one_step(tiny_bert_dir):
+    """Back and Next set the step through Session State (the server log's check that this draws no widget warning
+    is in tests/test_classroom.py, on a real server: Streamlit logs it only there)."""
     at = visit(start(str(tiny_bert_dir)), LESSON)
     at.button(key="lesson_next").click().run()
     at.button(key="lesson_next").click().run()
     at.button(key="lesson_back").click().run()
-    assert "Step 2 of 8: Three embeddings" in at.get("progress")[0].proto.text
-    assert "Session State API" not in caplog.text and not at.exception
+    assert "Step 2 of 8: Three embeddings" in at.get("progress")[0].proto.text and not at.exception
 
 
 def test_the_notices_quote_the_data_drawn(tiny_bert):
