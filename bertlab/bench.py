@@ -22,6 +22,7 @@ from .analysis import analyze_encoding
 from .loading import LoadedModel, random_model
 from .mlm import mask_each_token
 from .sample import text_of
+from .families import Sizes
 from .tokens import encode
 
 def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
@@ -37,21 +38,28 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> f
     return statistics.median(times)
 
 
-def sdpa_reference(loaded: LoadedModel) -> torch.nn.Module:
-    """The same encoder weights with PyTorch's fused attention and no extra outputs: the floor."""
+def sdpa_reference(loaded: LoadedModel, attention: str | None = None) -> torch.nn.Module:
+    """The same weights with PyTorch's fused attention (where the family has it: DeBERTa does not), or the
+    `attention` implementation named, and no extra outputs: the floor."""
     config = copy.deepcopy(loaded.encoder.config)
-    config._attn_implementation = "sdpa"
-    ref = type(loaded.encoder)(config, add_pooling_layer=False)
+    cls = type(loaded.encoder)
+    config._attn_implementation = attention or ("sdpa" if getattr(cls, "_supports_sdpa", False) else "eager")
+    try:
+        ref = cls(config, add_pooling_layer=False)
+    except TypeError:  # only BERT's copies have a pooler to leave out
+        ref = cls(config)
     ref.load_state_dict(loaded.encoder.state_dict(), strict=False)
+    ref.bench_options = dict(loaded.adapter.run_options)
     return ref.to(loaded.device, loaded.dtype).eval()
 
 
 def bare(ref: torch.nn.Module, ids: torch.Tensor) -> Callable[[], object]:
     ids = ids.to(next(ref.parameters()).device)
+    options = getattr(ref, "bench_options", {})
 
     def run() -> object:
         with torch.inference_mode():
-            return ref(input_ids=ids)
+            return ref(input_ids=ids, **options)
 
     return run
 
@@ -92,6 +100,36 @@ def measure_engine(loaded: LoadedModel, repeats: int) -> dict:
     }
 
 
+FAMILY_SHAPE = Sizes(6, 12, 384, 1536, 512)
+"""The one shape every family is timed at (MiniLM's): 6 layers, 12 heads, hidden 384, FFN 1536."""
+
+
+def measure_families(repeats: int, device: str | None = None, tokens: int = 64) -> dict:
+    """P1 for every family at one shape: the full analysis at 64 tokens (both masks, every internal) ÷ one bare
+    forward of the same random weights with the family's fastest attention. What it shows: the adapters add
+    nothing a family pays for beyond what BERT pays (issue: no family above 1.3× BERT's ratio)."""
+    from . import families
+    from .loading import random_family
+
+    ratios, seconds = {}, {}
+    long_text = text_of(4 * tokens, mask=False)
+    for name, adapter in families.adapters().items():
+        loaded = random_family(adapter, FAMILY_SHAPE, device)
+        enc = encode(loaded, long_text, max_length=tokens)
+        # the faster of its fused and its eager attention (ModernBERT's fused path with local windows is the slower
+        # on a CPU): the ratio is against the best this family's own forward does
+        t_bare = min(median_seconds(bare(sdpa_reference(loaded, kind), enc.input_ids), repeats) for kind in ("sdpa", "eager")
+                     if kind == "eager" or getattr(type(loaded.encoder), "_supports_sdpa", False))
+        t_full = median_seconds(lambda: analyze_encoding(loaded, enc), repeats)
+        ratios[name] = t_full / t_bare
+        seconds[name] = {"bare": t_bare, "full_analysis": t_full, "tokens": len(enc)}
+    return {
+        "p1_family_ratios": ratios,
+        "p1_family_worst_vs_bert": max(ratios.values()) / ratios["bert"],
+        "p1_family_detail": {"shape": "6 layers, 12 heads, hidden 384, FFN 1536, random weights", "seconds": seconds},
+    }
+
+
 def measure_experiments(loaded: LoadedModel, ref: torch.nn.Module, repeats: int) -> dict:
     """P8: head importance at 32 tokens (every head ablated alone: layers × heads rows plus the unablated one,
     batched, with the ablation hooks and the MLM head at one position) against one plain batched SDPA pass of
@@ -127,11 +165,12 @@ def measure_host_bytes(loaded: LoadedModel, tokens: int = 512) -> dict:
 
 def run_bench(
     size: str = "bert-base", device: str | None = None, repeats: int = 7, browser: bool = True, analyses: int = 200,
-    p4_size: str = "bert-large",
+    p4_size: str = "bert-large", dtype: str = "auto", families: bool = False,
 ) -> dict:
     result: dict = {"model_config": size, "notes": []}
-    loaded = random_model(size, device)
+    loaded = random_model(size, device, dtype)
     result["device"] = str(loaded.device)
+    result["dtype"] = loaded.info.dtype
     result["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
     if loaded.device.type == "cuda":
         result["machine"] += f", {torch.cuda.get_device_name()}"
@@ -142,7 +181,9 @@ def run_bench(
     else:
         result["notes"].append("p4_ms: no CUDA GPU on this machine; run the bench on a GPU with --device cuda.")
     # One analysis with the shape P4 names (BERT-large at 512 tokens): the byte counts depend on shapes only.
-    result.update(measure_host_bytes(loaded if p4_size == size else random_model(p4_size, device)), p4_model_config=p4_size)
+    result.update(measure_host_bytes(loaded if p4_size == size else random_model(p4_size, device, dtype)), p4_model_config=p4_size)
+    if families:
+        result.update(measure_families(repeats, device))
     del loaded
     for key in ("p3_bytes_128", "p3_bytes_512", "p5_seconds", "p6_rss_mb", "p6_rss_growth_mb"):
         result.setdefault(key, None)
@@ -235,7 +276,7 @@ def half_agreement(reference, half) -> dict:
 def main(args) -> int:
     result = run_bench(
         args.model_config, args.device, args.repeats, browser=not args.no_browser, analyses=args.analyses,
-        p4_size=args.p4_model_config,
+        p4_size=args.p4_model_config, dtype=getattr(args, "dtype", "auto"), families=getattr(args, "families", False),
     )
     if args.json:
         print(json.dumps(result))

@@ -59,10 +59,11 @@ def test_a_short_text_has_no_banners(tiny_bert_dir):
 @pytest.mark.parametrize(
     "name, says",
     [
-        ("my-cool-model", "not a known BERT-family checkpoint"),
+        ("my-cool-model", "not a checkpoint bertlab knows"),
         ("bert-large-uncasedd", "Did you mean 'bert-large-uncased'"),
-        ("gpt2", "decoder"),
-        ("openai-community/gpt2", "decoder"),
+        ("robreta-base", "Did you mean 'roberta-base'"),
+        ("gpt2", "cannot be loaded on this machine"),
+        ("openai-community/gpt2", "cannot be loaded on this machine"),
         ("meta-llama/Llama-3.1-8B", "decoder"),
     ],
 )
