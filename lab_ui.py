@@ -23,7 +23,7 @@ import bertlab
 from bertlab.analysis import Analysis, analyze_encoding
 from bertlab import policy
 from bertlab.loading import RANDOM_PREFIX, check_allowed, offline_message, resolve_source
-from bertlab.corpus import Corpus, CorpusIndex, build_index
+from bertlab.corpus import Corpus, CorpusIndex, index_path, stored_index
 from bertlab.tokens import Encoding, encode, with_masks
 from lab_widgets import (  # noqa: F401  (pages use them as lab_ui.*; they live in lab_widgets)
     header, notes, presenting, PRESENTER_CSS, image, TITLE_CHARS,
@@ -479,22 +479,24 @@ def guarded(work: Callable[[], T], spinner: str | None = None) -> T:
 
 
 def corpus_index(loaded: bertlab.LoadedModel, corpus: Corpus) -> CorpusIndex:
-    """The corpus index for this model, built once per process (in the one result cache, keyed by the
-    corpus file's hash) with a progress bar."""
+    """The corpus index for this model: in the one result cache (keyed by the corpus file's hash), else read from
+    the disk cache (bertlab.corpus.stored_index), else built with a progress bar and a line that says why."""
 
     def build() -> CorpusIndex:
-        why = st.info(
-            f"**Building the sense probe's index for {loaded.info.name}.** It runs each of the {len(corpus):,} sentences of "
-            f"{corpus.name} through the model once, under both masks, and keeps the word's vector at every layer. This "
-            "happens once per model on this server (a minute or two on a laptop's processor); every later visit, by "
-            "anyone, reuses it.", icon="⏳")
+        why = st.empty()
+        if not index_path(loaded, corpus)[0].exists():  # read from disk in a moment: nothing to explain
+            why.info(
+                f"**Building the sense probe's index for {loaded.info.name}.** It runs each of the {len(corpus):,} sentences "
+                f"of {corpus.name} through the model once, under both masks, and keeps the word's vector at every layer. "
+                "This happens once per model (a minute or two on a laptop's processor): the index is kept on this "
+                "server's disk, and every later visit, by anyone, reuses it.", icon="⏳")
         bar = st.progress(0.0, text=f"Indexing {len(corpus):,} sentences of {corpus.name} with {loaded.info.name}…")
 
         def step(done: int, total: int) -> None:
             bar.progress(done / max(total, 1), text=f"Indexing {corpus.name} with {loaded.info.name}: {done:,} of {total:,} sentences")
 
         try:
-            return build_index(loaded, corpus, progress=step)
+            return stored_index(loaded, corpus, progress=step)  # from BERTLAB_CACHE_DIR when it is there
         finally:
             bar.empty()
             why.empty()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import bertlab
-from bertlab import notice
+from bertlab import hooks, notice
 from test_app import start, visit
 
 LESSON = "pages/guided_lesson.py"
@@ -119,8 +119,8 @@ def planted_mismatch(tiny_bert_dir, tmp_path, monkeypatch) -> str:
 
     def load(name, *args, **kwargs):
         loaded = real(name, *args, **kwargs)
-        if name == str(directory):
-            loaded.embeddings.register_forward_hook(lambda module, inputs, output: output + 0.25)
+        if name == str(directory):  # the module whose output the first layer reads (bertlab.hooks names it)
+            hooks.embedding_modules(loaded)["embed.out"].register_forward_hook(lambda module, inputs, output: output + 0.25)
         return loaded
 
     monkeypatch.setattr(bertlab, "load_model", load)
