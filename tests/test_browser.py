@@ -405,18 +405,34 @@ def serious_axe_violations(pg) -> list[str]:
     fading back in (axe measures contrast through opacity): its serious and critical violations."""
     from axe_playwright_python.sync_playwright import Axe
 
+    targets: list[str] = []
+
     def serious() -> set[str]:
         wait_idle(pg)
         pg.wait_for_function(SETTLED, timeout=30_000)
         pg.add_style_tag(content="*, *::before, *::after { transition: none !important; animation: none !important; }")
-        found = Axe().run(pg).response["violations"]
-        return {f"{v['id']} ({v['impact']}): {n['html'][:120]}" for v in found if v["impact"] in ("serious", "critical")
-                for n in v["nodes"]}
+        found = [(v, n) for v in Axe().run(pg).response["violations"] if v["impact"] in ("serious", "critical") for n in v["nodes"]]
+        targets[:] = [n["target"][0] for _, n in found if n["target"] and isinstance(n["target"][0], str)]
+        return {f"{v['id']} ({v['impact']}): {n['html'][:120]} [{(n['any'] or n['all'] or n['none'] or [{}])[0].get('message', '')[:140]}]"
+                for v, n in found}
 
     found = serious()
-    # a run that starts while axe reads the page (on a busy machine) fades it mid-check: what the page shows at
-    # rest is what a second look finds too
-    return sorted(found & serious()) if found else []
+    if not found:
+        return []
+    # A run that starts while axe reads the page (a busy machine) draws it faded for a moment: look again once
+    # what it flagged is drawn at full opacity (or after 10 s, when it is simply so); what persists is real.
+    try:
+        pg.wait_for_function(OPAQUE, arg=targets, timeout=10_000)
+    except Exception:
+        pass
+    return sorted(found & serious())
+
+
+OPAQUE = """(selectors) => selectors.every(s => {
+  let opacity = 1;
+  for (let e = document.querySelector(s); e; e = e.parentElement) opacity *= parseFloat(getComputedStyle(e).opacity);
+  return opacity > 0.999;
+})"""
 
 
 ON_PHONES_TOO = ["lesson-layers", "lesson-word-sense", "masked-lm", "next-sentence", "attention-statistics",
