@@ -21,8 +21,9 @@ import streamlit as st
 
 import bertlab
 from bertlab.analysis import Analysis, analyze_encoding
-from bertlab.loading import RANDOM_PREFIX, check_allowed, offline_message
-from bertlab.corpus import Corpus, CorpusIndex, build_index
+from bertlab import policy
+from bertlab.loading import RANDOM_PREFIX, check_allowed, offline_message, resolve_source
+from bertlab.corpus import Corpus, CorpusIndex, index_path, stored_index
 from bertlab.tokens import Encoding, encode, with_masks
 from lab_widgets import (  # noqa: F401  (pages use them as lab_ui.*; they live in lab_widgets)
     header, notes, presenting, PRESENTER_CSS, image, TITLE_CHARS,
@@ -90,7 +91,8 @@ def _apply_preset() -> None:
     st.session_state.text, st.session_state.pair = text, pair
 
 
-def sidebar() -> None:
+def sidebar(pages: dict | None = None) -> None:
+    """The sidebar: the pages (links under their section's name), then the model, the text and presenter mode."""
     st.session_state["_shown_errors"] = set()  # a load error is shown once per run (banner), not per caller
     st.html(TOUCH_CSS)
     if presenting():
@@ -100,6 +102,13 @@ def sidebar() -> None:
     _default("pair", DEFAULT_PAIR)
     with st.sidebar:
         st.markdown("## 🔬 bertlab")
+        for section, links in (pages or {}).items():
+            with st.container(gap="small", key=f"nav_{section.lower().replace(' ', '_')}"):
+                st.markdown(f"**{section}**")
+                for link in links:
+                    st.page_link(link)
+        if pages:
+            st.divider()
         current = st.session_state.get("model") or st.query_params.get("model")
         options = MODELS + ([current] if current and current not in MODELS else [])
         # the options are their own labels: a URL-bound selectbox writes the label into the link
@@ -149,7 +158,8 @@ def model_or_none(name: str | None = None, show: bool = True) -> bertlab.LoadedM
     name = (name or st.session_state.get("model") or bertlab.DEFAULT_MODEL).strip()
     device = st.session_state.get("device") or "auto"
     try:
-        check_allowed(name)  # the policy applies to models already in the cache too
+        served(name)  # the policy applies to models already in the cache too
+        check_allowed(name)
         with st.spinner(f"Loading {name}…"):
             loaded = _load(name, device)
         if loaded.info.name != name:  # a cached offline stand-in: the operator may have stopped offering it since
@@ -166,6 +176,12 @@ def model_or_none(name: str | None = None, show: bool = True) -> bertlab.LoadedM
             log.exception("loading %r on %s failed", name, device)
         _error_once(f"'{name}' could not be loaded because of an unexpected error; the server log has the details.", show)
         return None
+
+
+def served(name: str) -> None:
+    """The app's own rule over the engine's: with BERTLAB_ALLOWED_PATHS unset, no local folder (bertlab.policy)."""
+    source = resolve_source(name)
+    policy.check_served(name, source, packaged=source != os.path.expanduser(name.strip()))
 
 
 def running_name(loaded: bertlab.LoadedModel, requested: str | None = None) -> str:
@@ -196,6 +212,7 @@ def banner(slot) -> None:
             f"hidden {info.hidden_size}",
             help=info.notice,
         )
+        random_weights_note(loaded)  # on every page and lesson step, with the way back when a button switched
         text, pair = st.session_state.get("text", ""), st.session_state.get("pair", "")
         try:
             tokens = encode(loaded, text, pair or None)  # tokenizing only: cheap, and every page shows its effect
@@ -244,21 +261,32 @@ WITHOUT_HEAD = {
 
 
 def _use_model(name: str) -> None:
+    """Switch the sidebar's model, remembering the one before, so the page can offer the way back."""
+    before = (st.session_state.get("model") or bertlab.DEFAULT_MODEL).strip()
+    if before != name:
+        st.session_state["_model_before"] = before
     st.session_state["model"] = name
 
 
 def allowed(name: str) -> bool:
-    """May users load `name` on this server (BERTLAB_ALLOWED_MODELS)?"""
+    """May users load `name` on this server (BERTLAB_ALLOWED_MODELS, and the app's rule for local folders)?"""
     try:
+        served(name)
         check_allowed(name)
         return True
     except bertlab.PolicyError:
         return False
 
 
-def missing_head(loaded: bertlab.LoadedModel, head: str) -> None:
+def mechanics_offer(loaded: bertlab.LoadedModel) -> str | None:
+    """The random-weights model with both heads, when it is not the one running and this server offers it."""
+    return MECHANICS_MODEL if loaded.info.name != MECHANICS_MODEL and allowed(MECHANICS_MODEL) else None
+
+
+def missing_head(loaded: bertlab.LoadedModel, head: str, offer: bool = True) -> None:
     """Why this view has nothing to show with the running model and what does work here, in plain words (no
-    commands: making a checkpoint load is the operator's job, README's "Running for a class")."""
+    commands: making a checkpoint load is the operator's job, README's "Running for a class"). `offer`: a
+    button that switches the sidebar's model to random weights (a page; the lesson offers its own, for one step)."""
     requested = (st.session_state.get("model") or bertlab.DEFAULT_MODEL).strip()
     name, what = loaded.info.name, HEAD_NAMES[head]
     if name != requested:  # the offline stand-in runs
@@ -273,21 +301,32 @@ def missing_head(loaded: bertlab.LoadedModel, head: str) -> None:
         else:
             why = "its checkpoint does not include one"
         text = f"**{name}** has no {what}: {why}."
-    offer = MECHANICS_MODEL if name != MECHANICS_MODEL and allowed(MECHANICS_MODEL) else None
-    if offer:
-        text += (f" What works here now: **{offer}**, BERT-base's shape with both heads and random weights. Every step "
+    mechanics = mechanics_offer(loaded)
+    if mechanics:
+        text += (f" What works here now: **{mechanics}**, BERT-base's shape with both heads and random weights. Every step "
                  "is real and shown as BERT computes it; the predictions themselves mean nothing.")
     st.warning(text, icon="🧩")
-    if offer:
-        st.button(f"Use {offer} (random weights)", on_click=_use_model, args=(offer,), key=f"use_{head}_mechanics",
+    if mechanics and offer:
+        st.button(f"Use {mechanics} (random weights)", on_click=_use_model, args=(mechanics,), key=f"use_{head}_mechanics",
                   icon=":material/casino:")
 
 
+RANDOM_NOTE = ("🎲 **{name}** has random weights: every number here is computed as BERT computes it, but what a trained "
+               "BERT learns is not in them, so its predictions, and the patterns trained heads show, are absent.")
+
+
 def random_weights_note(loaded: bertlab.LoadedModel) -> None:
-    """Under predictions from random weights: what is real (every step) and what is not (the answer)."""
-    if loaded.info.name.startswith(RANDOM_PREFIX):
-        st.caption(f"🎲 **{loaded.info.name}** has random weights: every step below is computed as BERT computes it, "
-                   "but the predictions mean nothing. A trained checkpoint is needed for sensible ones.")
+    """On every view of a random-weights model: what is real (every step) and what is not (the answer); and,
+    when a page's button switched to it, the way back to the model before."""
+    if not loaded.info.name.startswith(RANDOM_PREFIX):
+        return
+    before = st.session_state.get("_model_before")
+    if before and before != loaded.info.name and (st.session_state.get("model") or "").strip() == loaded.info.name:
+        left, right = st.columns([4, 1], vertical_alignment="center")
+        left.caption(RANDOM_NOTE.format(name=loaded.info.name))
+        right.button(f"Back to {before}", key="model_back", on_click=_use_model, args=(before,), icon=":material/undo:")
+    else:
+        st.caption(RANDOM_NOTE.format(name=loaded.info.name))
 
 
 def model(name: str | None = None) -> bertlab.LoadedModel:
@@ -300,13 +339,12 @@ def model(name: str | None = None) -> bertlab.LoadedModel:
 
 def model_with_head(head: str) -> bertlab.LoadedModel:
     """The sidebar's model for a page that needs a pre-training head ("mlm" or "nsp"): without it, the page
-    says why and what works here, and stops; with random weights, it says the predictions mean nothing."""
+    says why and what works here, and stops."""
     loaded = model()
     if head not in loaded.info.heads_available:
         missing_head(loaded, head)
         st.stop()
-    random_weights_note(loaded)
-    return loaded
+    return loaded  # random weights: the banner says what they mean (random_weights_note)
 
 
 CACHE_MB = int(os.environ.get("BERTLAB_CACHE_MB", "256"))
@@ -441,18 +479,26 @@ def guarded(work: Callable[[], T], spinner: str | None = None) -> T:
 
 
 def corpus_index(loaded: bertlab.LoadedModel, corpus: Corpus) -> CorpusIndex:
-    """The corpus index for this model, built once per process (in the one result cache, keyed by the
-    corpus file's hash) with a progress bar."""
+    """The corpus index for this model: in the one result cache (keyed by the corpus file's hash), else read from
+    the disk cache (bertlab.corpus.stored_index), else built with a progress bar and a line that says why."""
 
     def build() -> CorpusIndex:
+        why = st.empty()
+        if not index_path(loaded, corpus)[0].exists():  # read from disk in a moment: nothing to explain
+            why.info(
+                f"**Building the sense probe's index for {loaded.info.name}.** It runs each of the {len(corpus):,} sentences "
+                f"of {corpus.name} through the model once, under both masks, and keeps the word's vector at every layer. "
+                "This happens once per model (a minute or two on a laptop's processor): the index is kept on this "
+                "server's disk, and every later visit, by anyone, reuses it.", icon="⏳")
         bar = st.progress(0.0, text=f"Indexing {len(corpus):,} sentences of {corpus.name} with {loaded.info.name}…")
 
         def step(done: int, total: int) -> None:
             bar.progress(done / max(total, 1), text=f"Indexing {corpus.name} with {loaded.info.name}: {done:,} of {total:,} sentences")
 
         try:
-            return build_index(loaded, corpus, progress=step)
+            return stored_index(loaded, corpus, progress=step)  # from BERTLAB_CACHE_DIR when it is there
         finally:
             bar.empty()
+            why.empty()
 
     return compute(loaded, "corpus_index", (corpus.digest,), build, spinner="Running BERT over the corpus…")

@@ -203,16 +203,30 @@ def thumbnails(attentions: np.ndarray, tile: int = 48, gap: int = 2) -> bytes:
     return buffer.getvalue()
 
 
-def _label_grid(image, layers: int, heads: int, step: int):
-    """Head numbers across the top, layer numbers down the left."""
-    from PIL import Image, ImageDraw
+LABEL_SHARE = 0.4
+"""A head or layer label is this share of a tile's pitch tall: the grid is shown at its own width on a laptop or
+projector and shrunk to a phone's 350 px, and a label of 0.4 tiles stays ~11 px or more on the phone."""
 
-    left, top = 34, 18
+
+def _label_grid(image, layers: int, heads: int, step: int):
+    """Head numbers across the top, layer numbers down the left, in a font that grows with the tiles (Pillow's
+    built-in scalable font; its fixed bitmap font is 11 px, ~4 px once a phone shrinks the grid)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    size = max(14, int(step * LABEL_SHARE))
+    try:
+        font = ImageFont.load_default(size=size)
+    except (TypeError, ImportError, OSError):  # Pillow without FreeType: its bitmap font, small but readable on a laptop
+        font = ImageFont.load_default()
+    draw = ImageDraw.Draw(image)
+    left = int(draw.textlength(f"L{layers - 1}", font=font)) + size // 2
+    top = int(size * 1.4)
     framed = Image.new("RGB", (image.width + left, image.height + top), "white")
     framed.paste(image, (left, top))
     draw = ImageDraw.Draw(framed)
+    ink = (31, 41, 55)  # gray-800 on white: 14:1
     for h in range(heads):
-        draw.text((left + h * step + step // 2 - 4, 3), str(h), fill=(55, 65, 81))
+        draw.text((left + h * step + step // 2, top // 2), str(h), fill=ink, font=font, anchor="mm")
     for l in range(layers):
-        draw.text((6, top + l * step + step // 2 - 6), f"L{l}", fill=(55, 65, 81))
+        draw.text((left - size // 4, top + l * step + step // 2), f"L{l}", fill=ink, font=font, anchor="rm")
     return framed

@@ -18,13 +18,14 @@ layer, head = lab_ui.layer_head(result)
 window = lab_ui.token_window(tokens)
 
 left, right = st.columns(2)
+top = figures.shared_zmax([result.runs[k].attention(layer, head) for k in ("bidirectional", "causal")], window)  # one scale
 for col, kind in ((left, "bidirectional"), (right, "causal")):
     run = result.runs[kind]
     with col:
         st.markdown(f"#### {kind}")
         lab_ui.chart(figures.mask_matrix(tokens, run.allowed, kind, window), key=f"mask_{kind}")
         lab_ui.chart(
-            figures.attention_heatmap(tokens, run.attention(layer, head), title=f"layer {layer}, head {head}", window=window),
+            figures.attention_heatmap(tokens, run.attention(layer, head), title=f"layer {layer}, head {head}", window=window, zmax=top),
             key=f"attn_{kind}",
         )
 

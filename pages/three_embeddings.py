@@ -26,7 +26,9 @@ c1.metric(
 if e.max_abs_diff <= 1e-5:
     c2.success("The three parts add up to exactly what the model feeds its first layer.")
 else:
-    c2.error("The decomposition does not match the model's embedding output.")
+    c2.error(f"LayerNorm(token + segment + position) differs from the model's own embedding output by up to "
+             f"{e.max_abs_diff:.2e}: this checkpoint's embedding layer does more than BERT's three lookups and LayerNorm, "
+             "so the parts drawn below do not add up to what its first layer reads.")
 window = lab_ui.token_window(result.tokens)
 lab_ui.chart(figures.embedding_norms(result.tokens, e, window), key="norms")
 shown = window or slice(None)

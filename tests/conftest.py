@@ -11,6 +11,10 @@ import torch
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The tests load tiny checkpoints from temporary folders, in the app too (AppTest, and the browser tests' server,
+# which inherits this environment): the suite runs as a researcher's own machine does, with every folder allowed.
+# The app's default for a shared server (no local folder) is tested with this variable removed (tests/test_access.py).
+os.environ.setdefault("BERTLAB_ALLOWED_PATHS", os.sep)
 
 from transformers import (  # noqa: E402
     BertConfig, BertForPreTraining, BertModel, BertTokenizer, BertTokenizerFast, DistilBertConfig, DistilBertForMaskedLM,

@@ -73,10 +73,11 @@ def test_embeddings_page_shows_the_check(minilm):
 
 def test_masked_lm_page_with_heads_and_without(tiny_bert_dir):
     at = visit(start(str(tiny_bert_dir)), PAGES[3])
-    assert len(at.get("plotly_chart")) == 2  # top-k for the [MASK], logit lens
+    # top-k for the [MASK] (two panels, bidirectional and causal: lab_ui.chart sets them in columns), logit lens
+    assert len(at.get("plotly_chart")) == 3
     at.toggle(key="mask_each").set_value(True).run()
     assert not at.exception
-    assert len(at.get("plotly_chart")) == 3  # and mask-each-token, on request
+    assert len(at.get("plotly_chart")) == 4  # and mask-each-token, on request
     at = visit(start("minilm"), PAGES[3])
     assert any("no masked-LM head" in w.value for w in at.warning)
 
@@ -86,7 +87,7 @@ def test_masking_tokens_by_choice(tiny_bert_dir):
     before = len(at.get("plotly_chart"))
     at.multiselect(key="masked").select("2:cat").run()
     assert not at.exception
-    assert len(at.get("plotly_chart")) == before + 1
+    assert len(at.get("plotly_chart")) == before + 2  # the new [MASK]'s guesses, under each mask
 
 
 def test_next_sentence_page(tiny_bert_dir, reference):
@@ -98,7 +99,8 @@ def test_next_sentence_page(tiny_bert_dir, reference):
 
 def test_word_sense_page_shows_the_lesson():
     at = visit(start("minilm"), PAGES[5])
-    assert len(at.get("plotly_chart")) == 7  # four for the typed sentences, three for the corpus
+    # four for the typed sentences (the PCA in two panels: five), four for the corpus (its PCA in two panels)
+    assert len(at.get("plotly_chart")) == 9
     at.text_input(key="target").input("fish").run()
     assert any("does not occur in sentence 1" in w.value for w in at.warning)
     assert not at.exception

@@ -331,8 +331,9 @@ def test_word_sense_page_with_a_corpus_and_a_bad_upload(tiny_bert_dir):
     at.switch_page("pages/word_sense.py").run()
     assert not at.exception and not at.error
     assert len(at.dataframe) == 2, "nearest corpus contexts under both masks"
-    # similarity x2, PCA, by-layer, then the corpus: projection, probe for all words, probe for 'bank'
-    assert len(at.get("plotly_chart")) == 7
+    # similarity x2, PCA (a chart per mask), by-layer, then the corpus: projection (a chart per mask), probe for all
+    # words, probe for 'bank'
+    assert len(at.get("plotly_chart")) == 9
     at.file_uploader[0].set_value(("mine.csv", b"word,meaning,sentence\nbank,river,the bank\n", "text/csv")).run()
     assert not at.exception and not at.error
     assert any("no 'sense' column" in w.value and "shipped corpus" in w.value for w in at.warning)
