@@ -52,21 +52,36 @@ _configure_logging()
 MECHANICS_MODEL = f"{RANDOM_PREFIX}bert-base"
 """BERT-base's shape with both pre-training heads and random weights: what the MLM and NSP pages can run on a
 machine with no hub and no stored checkpoint (every step real, every prediction meaningless)."""
+DECODER = "gpt2"
+"""The causal model the lessons compare BERT with; `random:gpt2` where it cannot be loaded."""
 MODELS = [
     "bert-base-uncased",
     "bert-base-cased",
     "bert-large-uncased",
     "bert-base-multilingual-cased",
     "distilbert-base-uncased",
+    "roberta-base",
+    "albert-base-v2",
+    "google/electra-base-discriminator",
+    "microsoft/deberta-v3-base",
+    "answerdotai/ModernBERT-base",
+    DECODER,
     bertlab.PACKAGED_MODEL,
     MECHANICS_MODEL,
+    f"{RANDOM_PREFIX}roberta-base",
+    f"{RANDOM_PREFIX}albert-base",
+    f"{RANDOM_PREFIX}electra-base",
+    f"{RANDOM_PREFIX}deberta-v3-base",
+    f"{RANDOM_PREFIX}modernbert-base",
+    f"{RANDOM_PREFIX}{DECODER}",
 ]
 
 MODEL_HELP = (
-    "A Hugging Face hub id or a local directory of a BERT-family checkpoint. 'minilm' is the packaged, "
-    "offline all-MiniLM-L6-v2 encoder (real weights, no MLM/NSP head). When the default cannot be "
-    "downloaded, bertlab falls back to it and says so. 'random:bert-base' has BERT-base's shape and both "
-    "pre-training heads with random weights: every step is real, its predictions mean nothing."
+    "A Hugging Face hub id or a local directory of a checkpoint of a family bertlab reads: BERT, DistilBERT, RoBERTa, "
+    "ALBERT, ELECTRA, DeBERTa-v3, ModernBERT, and GPT-2 as the causal model to compare them with. 'minilm' is the "
+    "packaged, offline all-MiniLM-L6-v2 encoder (real weights, no MLM/NSP head). When the default cannot be "
+    "downloaded, bertlab falls back to it and says so. 'random:…' models have a family's published shape and random "
+    "weights: every step is real, their predictions mean nothing."
 )
 PRESETS: dict[str, tuple[str, str]] = {
     "bank (money)": ("I went to the bank to deposit money.", ""),
@@ -258,6 +273,10 @@ WITHOUT_HEAD = {
     bertlab.PACKAGED_MODEL: "it was trained for sentence embeddings, and its checkpoint holds only the encoder",
     "distilbert": "DistilBERT was distilled with the masked-LM objective only, without next sentence prediction",
 }
+NOT_TRAINED_WITH = {
+    "nsp": "next sentence prediction is BERT's pre-training task; {title} was not trained with it",
+    "mlm": "{title} was not trained to fill blanks",
+}
 
 
 def _use_model(name: str) -> None:
@@ -294,10 +313,15 @@ def missing_head(loaded: bertlab.LoadedModel, head: str, offer: bool = True) -> 
                 f"has no stored copy of it, so **{name}** runs instead, and {name} has no {what}. What would make "
                 f"{requested} load: whoever runs this server downloads it once on a machine with internet access.")
     else:
+        could_hold = any(head in heads for heads in loaded.adapter.classes.values())
         if name in WITHOUT_HEAD:
             why = WITHOUT_HEAD[name]
         elif loaded.info.family == "distilbert" and head == "nsp":
             why = WITHOUT_HEAD["distilbert"]
+        elif not could_hold:
+            why = NOT_TRAINED_WITH[head].format(title=loaded.info.title)
+        elif loaded.info.family == "electra" and head == "mlm":
+            why = "it is ELECTRA's discriminator, which says per token whether it was replaced; the generator holds the MLM head"
         else:
             why = "its checkpoint does not include one"
         text = f"**{name}** has no {what}: {why}."
@@ -311,8 +335,8 @@ def missing_head(loaded: bertlab.LoadedModel, head: str, offer: bool = True) -> 
                   icon=":material/casino:")
 
 
-RANDOM_NOTE = ("🎲 **{name}** has random weights: every number here is computed as BERT computes it, but what a trained "
-               "BERT learns is not in them, so its predictions, and the patterns trained heads show, are absent.")
+RANDOM_NOTE = ("🎲 **{name}** has random weights: every number here is computed as {title} computes it, but what a "
+               "trained {title} learns is not in them, so its predictions, and the patterns trained heads show, are absent.")
 
 
 def random_weights_note(loaded: bertlab.LoadedModel) -> None:
@@ -323,10 +347,10 @@ def random_weights_note(loaded: bertlab.LoadedModel) -> None:
     before = st.session_state.get("_model_before")
     if before and before != loaded.info.name and (st.session_state.get("model") or "").strip() == loaded.info.name:
         left, right = st.columns([4, 1], vertical_alignment="center")
-        left.caption(RANDOM_NOTE.format(name=loaded.info.name))
+        left.caption(RANDOM_NOTE.format(name=loaded.info.name, title=loaded.info.title or 'BERT'))
         right.button(f"Back to {before}", key="model_back", on_click=_use_model, args=(before,), icon=":material/undo:")
     else:
-        st.caption(RANDOM_NOTE.format(name=loaded.info.name))
+        st.caption(RANDOM_NOTE.format(name=loaded.info.name, title=loaded.info.title or 'BERT'))
 
 
 def model(name: str | None = None) -> bertlab.LoadedModel:
@@ -395,9 +419,10 @@ def cached(loaded: bertlab.LoadedModel, what: str, inputs: tuple, compute: Calla
     return result
 
 
-def compute(loaded: bertlab.LoadedModel, what: str, inputs: tuple, work: Callable[[], T], spinner: str | None = "Running BERT…") -> T:
-    """A cached engine result, computed under a spinner with the page's error handling."""
-    return guarded(lambda: cached(loaded, what, inputs, work), spinner=spinner)
+def compute(loaded: bertlab.LoadedModel, what: str, inputs: tuple, work: Callable[[], T], spinner: str | None = "Running {model}…") -> T:
+    """A cached engine result, computed under a spinner with the page's error handling ("{model}" in the spinner's
+    text names the running model's family: BERT, RoBERTa, GPT-2...)."""
+    return guarded(lambda: cached(loaded, what, inputs, work), spinner=spinner and spinner.format(model=loaded.info.title or "the model"))
 
 
 def _encoding(loaded: bertlab.LoadedModel, text: str, pair: str, masked: tuple[int, ...]) -> Encoding:
@@ -425,7 +450,7 @@ def encoding_key(encoding: Encoding) -> tuple:
 def senses(loaded: bertlab.LoadedModel, target: str, sentences: list[str]) -> bertlab.Senses:
     """A word across sentences (one batched pass), cached."""
     return compute(loaded, "senses", (target, tuple(sentences)), lambda: bertlab.senses(loaded, target, sentences),
-                   spinner="Running BERT on every sentence…")
+                   spinner="Running {model} on every sentence…")
 
 
 def mask_each(loaded: bertlab.LoadedModel, result: Analysis, kind: str) -> bertlab.MaskEach:
@@ -450,7 +475,7 @@ SESSION_WAIT_SECONDS = 30.0
 
 def _one_at_a_time(work: Callable[[], T]) -> T:
     """One heavy job per session: a rerun can start while the last run's forward pass is still finishing."""
-    lock = st.session_state.setdefault("_heavy_work", threading.Lock())
+    lock = st.session_state.setdefault("_heavy_work", threading.RLock())  # long_work inside a spinner: the same run
     if not lock.acquire(timeout=SESSION_WAIT_SECONDS):
         raise bertlab.BusyError("Still working on your previous request; this view will update when it is done.")
     try:
@@ -478,27 +503,54 @@ def guarded(work: Callable[[], T], spinner: str | None = None) -> T:
         st.stop()
 
 
-def corpus_index(loaded: bertlab.LoadedModel, corpus: Corpus) -> CorpusIndex:
+def long_work(key: str, label: str, work: Callable[[Callable[[int, int], None]], T], unit: str = "") -> T:
+    """Work that can pass a few seconds, with a progress bar per chunk and a Stop button.
+
+    `work(progress)` calls `progress(done, total)` after each chunk (the engine's long functions take it). A click on
+    Stop asks Streamlit for a rerun, which ends this run at its next call into Streamlit: the progress bar's update
+    after the chunk under way, so the work stops within one chunk. The rerun then says it was stopped, offers to run
+    it again, and draws nothing that needed it (the page stops there); the rest of the app is as it was."""
+    stopped = f"_stopped_{key}"
+    if st.session_state.get(stopped):
+        left, right = st.columns([4, 1], vertical_alignment="center")
+        left.warning(f"Stopped: {label[0].lower() + label[1:]} was stopped before it finished. Nothing of it is shown.", icon="⏹️")
+        right.button("Run it again", key=f"again_{key}", on_click=lambda: st.session_state.pop(stopped, None), icon=":material/replay:")
+        st.stop()
+    slot = st.empty()
+    with slot.container():
+        left, right = st.columns([5, 1], vertical_alignment="center")
+        bar = left.progress(0.0, text=label)
+        right.button("Stop", key=f"stop_{key}", on_click=lambda: st.session_state.__setitem__(stopped, True),
+                     icon=":material/stop_circle:", help="End this within one step; the rest of the page stays as it is.")
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(min(1.0, done / max(total, 1)), text=f"{label} {done:,} of {total:,}{unit}")
+
+    try:
+        return _one_at_a_time(lambda: work(progress))
+    finally:
+        slot.empty()
+
+
+def corpus_index(loaded: bertlab.LoadedModel, corpus: Corpus, mask_types: tuple[str, ...] = bertlab.MASK_TYPES) -> CorpusIndex:
     """The corpus index for this model: in the one result cache (keyed by the corpus file's hash), else read from
-    the disk cache (bertlab.corpus.stored_index), else built with a progress bar and a line that says why."""
+    the disk cache (bertlab.corpus.stored_index), else built with a progress bar, a Stop button and a line that
+    says why."""
 
     def build() -> CorpusIndex:
         why = st.empty()
-        if not index_path(loaded, corpus)[0].exists():  # read from disk in a moment: nothing to explain
+        if not index_path(loaded, corpus, mask_types)[0].exists():  # read from disk in a moment: nothing to explain
+            masks_said = "under both masks" if len(mask_types) > 1 else f"under its {mask_types[0]} mask"
             why.info(
                 f"**Building the sense probe's index for {loaded.info.name}.** It runs each of the {len(corpus):,} sentences "
-                f"of {corpus.name} through the model once, under both masks, and keeps the word's vector at every layer. "
+                f"of {corpus.name} through the model once, {masks_said}, and keeps the word's vector at every layer. "
                 "This happens once per model (a minute or two on a laptop's processor): the index is kept on this "
                 "server's disk, and every later visit, by anyone, reuses it.", icon="⏳")
-        bar = st.progress(0.0, text=f"Indexing {len(corpus):,} sentences of {corpus.name} with {loaded.info.name}…")
-
-        def step(done: int, total: int) -> None:
-            bar.progress(done / max(total, 1), text=f"Indexing {corpus.name} with {loaded.info.name}: {done:,} of {total:,} sentences")
-
         try:
-            return stored_index(loaded, corpus, progress=step)  # from BERTLAB_CACHE_DIR when it is there
+            return long_work(f"index_{loaded.info.name}", f"Indexing {corpus.name} with {loaded.info.name}:",
+                             lambda progress: stored_index(loaded, corpus, progress=progress, mask_types=mask_types),
+                             unit=" sentences")
         finally:
-            bar.empty()
             why.empty()
 
-    return compute(loaded, "corpus_index", (corpus.digest,), build, spinner="Running BERT over the corpus…")
+    return compute(loaded, "corpus_index", (corpus.digest, mask_types), build, spinner="Running {model} over the corpus…")

@@ -397,6 +397,9 @@ def _notes(loaded: LoadedModel, encoding: Encoding) -> list[str]:
             f"The input has {encoding.untruncated_length} tokens; BERT reads at most {loaded.max_length} "
             f"positions, so it was truncated to {len(encoding)}."
         )
+    if encoding.mask_id is None and "[MASK]" in encoding.text + (encoding.pair or ""):
+        notes.append(f"'{loaded.info.name}' is a decoder with no mask token: it reads [MASK] as the characters "
+                     "[, M, A, S, K, ]. It guesses the next token instead of filling a blank.")
     if encoding.mask_positions and loaded.mlm_head is None:
         notes.append(f"'{loaded.info.name}' has no masked-LM head, so [MASK] predictions are not available.")
     if encoding.pair and loaded.nsp_head is None:

@@ -45,7 +45,7 @@ their axes, so position 130 is labelled 130 in a window too; at 512 tokens a win
 
 def _pieces(tokens: Sequence[Token]) -> list[str]:
     """Token text for plotly labels, which interpret a subset of HTML: escape so '<b>' stays text."""
-    return [html.escape(t.text) for t in tokens]
+    return [html.escape(t.shown) for t in tokens]
 
 
 def _positions(tokens: Sequence[Token]) -> list[int]:
@@ -164,11 +164,34 @@ STAT_SHORT = {"entropy": "entropy", "cls": "on [CLS]", "sep": "on [SEP]", "self"
 """Labels that fit a fifth of a laptop's width (a metric's label is cut, not wrapped); the full name is its help."""
 
 
+def embedding_parts(e: Embeddings) -> list[tuple[str, np.ndarray]]:
+    """The embedding's vectors in the order the model computes them, named as a learner reads them: BERT's
+    token, segment, position, sum, LayerNorm(sum); a family's own (no position, a projection before or after the
+    LayerNorm, no LayerNorm). The model's own output is left out where it is the last step drawn (checked apart)."""
+    steps = [s for s in e.steps if s != "model_output"]
+    projection_first = "projection" in steps and "layernorm" in steps and steps.index("projection") < steps.index("layernorm")
+    names = {"token": "token", "segment": "segment", "position": "position", "sum": "sum",
+             "projection": "projection of the sum" if projection_first else "projection to the hidden width",
+             "layernorm": "LayerNorm(projection)" if projection_first else "LayerNorm(sum)"}
+    return [(names[s], getattr(e, s)) for s in steps]
+
+
+def embedding_formula(e: Embeddings) -> str:
+    """What the model computes from its lookups, as a formula: BERT's LayerNorm(token + segment + position),
+    GPT-2's token + position, ALBERT's projection(LayerNorm(...)), DeBERTa's LayerNorm(projection(...))."""
+    formula = " + ".join(s for s in e.steps if s in ("token", "segment", "position"))
+    for step in e.steps:
+        if step == "layernorm":
+            formula = f"LayerNorm({formula})"
+        elif step == "projection":
+            formula = f"projection({formula})"
+    return formula
+
+
 def embeddings_heatmaps(tokens: Sequence[Token], e: Embeddings, window: Window | None = None) -> go.Figure:
-    """token + segment + position = sum → LayerNorm, as strips over the hidden dimensions."""
+    """The embedding's steps (BERT: token + segment + position = sum → LayerNorm) as strips over the dimensions."""
     tokens, w = _windowed(tokens, window)
-    parts = [("token", e.token), ("segment", e.segment), ("position", e.position), ("sum", e.sum), ("LayerNorm(sum)", e.layernorm)]
-    parts = [(name, value[w]) for name, value in parts if value is not None]
+    parts = [(name, value[w]) for name, value in embedding_parts(e)]
     fig = make_subplots(rows=len(parts), cols=1, shared_xaxes=True, vertical_spacing=0.03, subplot_titles=[p[0] for p in parts])
     for i, (name, value) in enumerate(parts, start=1):
         limit = float(np.abs(value).max()) or 1.0
@@ -188,7 +211,7 @@ def embeddings_heatmaps(tokens: Sequence[Token], e: Embeddings, window: Window |
             col=1,
         )
         _token_axis(fig, tokens, "y", row=i, col=1)
-    fig.update_xaxes(title_text="hidden dimension", row=len(parts), col=1)
+    fig.update_xaxes(title_text="dimension", row=len(parts), col=1)
     fig.update_layout(height=len(parts) * (60 + 14 * len(tokens)), margin=dict(l=10, r=10, t=30, b=10))
     return fig
 
@@ -198,8 +221,7 @@ def embedding_norms(tokens: Sequence[Token], e: Embeddings, window: Window | Non
     tokens, w = _windowed(tokens, window)
     fig = go.Figure()
     x = _positions(tokens)
-    parts = (("token", e.token), ("segment", e.segment), ("position", e.position), ("sum", e.sum), ("LayerNorm(sum)", e.layernorm))
-    for colour, (name, value) in zip(SERIES_COLOURS, parts):
+    for colour, (name, value) in zip(SERIES_COLOURS, embedding_parts(e)):
         if value is not None:
             fig.add_bar(name=name, x=x, y=np.linalg.norm(value[w], axis=-1), marker_color=colour,
                         hovertemplate=name + " ‖·‖ = %{y:.2f}<extra></extra>")
@@ -221,19 +243,37 @@ STEP_TITLES = {
 }
 
 
+def step_titles(steps: HeadSteps) -> dict[str, str]:
+    """STEP_TITLES as this family computes the steps (DeBERTa's three terms, ModernBERT's rotated q and k, a local
+    window)."""
+    titles = dict(STEP_TITLES)
+    if steps.terms:
+        titles["scores"] = "1. scores: c2c + c2p + p2c"
+        titles["scaled"] = f"2. scaled: × {steps.scale:.3f} = 1/√({round(steps.scale ** -2)}) (3 · d_head)"
+    elif steps.q_rotated is not None:
+        titles["scores"] = "1. scores q·k, after rotating q and k"
+    if steps.window is not None:
+        titles["masked"] = f"3. masked: + the mask, keys within ±{steps.window} only (✕ = blocked)"
+    return titles
+
+
 def head_vectors(tokens: Sequence[Token], steps: HeadSteps, window: Window | None = None) -> go.Figure:
     """bertviz's neuron view from the checkpoint's own numbers: the query q over every key k, and q ⊙ k,
     whose row sums are the scores; dimensions across, aligned column by column (keys in the window only)."""
     tokens, w = _windowed(tokens, window)
-    keys, qk = steps.k[w], steps.qk[w]
+    rotated = steps.q_rotated is not None  # the vectors that make the score: after the rotation, where there is one
+    query = steps.q_rotated if rotated else steps.q
+    keys, qk = (steps.k_rotated if rotated else steps.k)[w], steps.qk[w]
     n = len(tokens)
+    after = " (rotated)" if rotated else ""
     fig = make_subplots(
         rows=2, cols=2, row_heights=[0.1, 0.9], vertical_spacing=0.14, horizontal_spacing=0.08,
-        subplot_titles=(f"q: the query of “{html.escape(steps.tokens[steps.query])}”", "q", "k: every key", "q ⊙ k (each row sums to q·k)"),
+        subplot_titles=(f"q{after}: the query of “{html.escape(steps.tokens[steps.query])}”", "q", f"k{after}: every key",
+                        "q ⊙ k (each row sums to q·k)" + (": content→content only" if steps.terms else "")),
     )
-    scale = float(max(np.abs(keys).max(), np.abs(steps.q).max(), 1e-6))
+    scale = float(max(np.abs(keys).max(), np.abs(query).max(), 1e-6))
     for col in (1, 2):
-        fig.add_heatmap(z=steps.q[None, :], colorscale=DIVERGING, zmid=0, zmin=-scale, zmax=scale, showscale=False,
+        fig.add_heatmap(z=query[None, :], colorscale=DIVERGING, zmid=0, zmin=-scale, zmax=scale, showscale=False,
                         hovertemplate="dim %{x}: %{z:.3f}<extra>q</extra>", row=1, col=col)
     fig.add_heatmap(z=keys, y=_positions(tokens), colorscale=DIVERGING, zmid=0, zmin=-scale, zmax=scale, showscale=False,
                     hovertemplate="key %{y}, dim %{x}: %{z:.3f}<extra>k</extra>", row=2, col=1)
@@ -254,10 +294,11 @@ def head_steps_chart(tokens: Sequence[Token], steps: HeadSteps, window: Window |
     """The four steps from scores to weights, one strip of bars per step, keys across (those in the window).
     Blocked keys are marked ✕ and get exactly 0 weight."""
     tokens, w = _windowed(tokens, window)
-    fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.1, subplot_titles=list(STEP_TITLES.values()))
+    titles = step_titles(steps)
+    fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.1, subplot_titles=list(titles.values()))
     colour = MASK_COLOURS.get(steps.mask, "#2563eb")
     blocked = steps.blocked[w]
-    for row, name in enumerate(STEP_TITLES, start=1):
+    for row, name in enumerate(titles, start=1):
         values = (steps.weights if name == "weights" else (steps.scores if name == "scores" else steps.scaled))[w]
         shown = np.where(blocked, 0.0, values) if name == "masked" else values
         colours = ["#d1d5db" if b and name in ("masked", "weights") else colour for b in blocked]
@@ -332,13 +373,16 @@ SUBLAYER_NAMES = {
     "ffn": "‖F‖ feed-forward output",
     "output": "‖LayerNorm(F + h)‖ layer output",
 }
+PRE_NORM_NAMES = {**SUBLAYER_NAMES, "after_attention": "‖h = x + A‖", "output": "‖h + F‖ layer output"}
+"""A pre-norm family's stream is never normalized between layers: h = x + A(LayerNorm(x)), out = h + F(LayerNorm(h))."""
 
 
-def sublayer_norms(norms: dict[str, np.ndarray], token: int, label: str) -> go.Figure:
+def sublayer_norms(norms: dict[str, np.ndarray], token: int, label: str, placement: str = "post") -> go.Figure:
     """One token's residual stream layer by layer: how large x, A, h, F and the output are."""
     fig = go.Figure()
     layers = list(range(next(iter(norms.values())).shape[0]))
-    for colour, (name, title) in zip(SERIES_COLOURS, SUBLAYER_NAMES.items()):
+    names = PRE_NORM_NAMES if placement == "pre" else SUBLAYER_NAMES
+    for colour, (name, title) in zip(SERIES_COLOURS, names.items()):
         fig.add_scatter(x=layers, y=norms[name][:, token], mode="lines+markers", name=title,
                         line=dict(dash="dot" if name in ("attention", "ffn") else "solid", color=colour))
     fig.update_layout(title=f"vector lengths in each layer for “{html.escape(label)}”", xaxis_title="layer", yaxis_title="L2 norm",
@@ -647,7 +691,8 @@ CHIP_STYLE = """<style>
 
 
 def token_chips(encoding: Encoding) -> str:
-    """WordPiece chips as HTML (every piece escaped): segment colour, special, `##`, [UNK]; id and span on hover."""
+    """Token chips as HTML (every piece escaped, byte-level pieces decoded): segment colour, special, a piece that
+    continues a word, unknown; id and span on hover."""
     chips = []
     for t in encoding.tokens:
         source = encoding.text if t.segment == 0 else (encoding.pair or "")
@@ -656,7 +701,7 @@ def token_chips(encoding: Encoding) -> str:
             f" · characters {t.start}–{t.end}: “{source[t.start:t.end]}”" if t.end > t.start else ""
         )
         chips.append(
-            f'<span class="{" ".join(classes)}" title="{html.escape(title, quote=True)}">{html.escape(t.text)}<sub>{t.id}</sub></span>'
+            f'<span class="{" ".join(classes)}" title="{html.escape(title, quote=True)}">{html.escape(t.shown)}<sub>{t.id}</sub></span>'
         )
     return CHIP_STYLE + '<div class="chips">' + "".join(chips) + "</div>"
 
@@ -886,3 +931,88 @@ def describe(fig: go.Figure) -> str:
             said.append(f"{name}{kind} over {len(values)} places, {vname} from {values[lo]:.3g} (at {_label(axis, where[lo])}) "
                         f"to {values[hi]:.3g} (at {_label(axis, where[hi])}).")
     return " ".join(said)
+
+
+# --- families: how a score is made, what ELECTRA and GPT-2 predict, BERT beside GPT ---------------------------
+
+
+TERM_COLOURS = {"content→content": "#0072B2", "content→position": "#E69F00", "position→content": "#CC79A7"}
+
+
+def score_terms(tokens: Sequence[Token], steps: HeadSteps, window: Window | None = None) -> go.Figure:
+    """DeBERTa's three terms of each key's score (already scaled, as the module divides each), stacked, and their
+    sum: content→content (q·k, as in BERT), content→position (the query against the key's distance),
+    position→content (the key against the query's distance)."""
+    tokens, w = _windowed(tokens, window)
+    x = _positions(tokens)
+    fig = go.Figure()
+    for name, values in (steps.terms or {}).items():
+        fig.add_bar(name=name, x=x, y=np.asarray(values)[w] * steps.scale, marker_color=TERM_COLOURS.get(name),
+                    hovertemplate=name + " for key %{x}: %{y:.3f}<extra></extra>")
+    fig.add_scatter(name="score (their sum)", x=x, y=steps.scaled[w], mode="markers", marker=dict(symbol="line-ew-open", size=18,
+                    color="#111827", line=dict(width=3)), hovertemplate="score of key %{x}: %{y:.3f}<extra></extra>")
+    _token_axis(fig, tokens, "x")
+    fig.update_layout(barmode="relative", title=f"the score of each key for “{html.escape(steps.tokens[steps.query])}”: three terms",
+                      height=380, yaxis_title="scaled score", margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.3))
+    return fig
+
+
+def rotation_chart(tokens: Sequence[Token], steps: HeadSteps, window: Window | None = None) -> go.Figure:
+    """What rotary positions do to one query's scores: q·k with the vectors as projected, and after each is
+    rotated by its position (what the model uses). The difference is the position's whole effect."""
+    tokens, w = _windowed(tokens, window)
+    x = _positions(tokens)
+    before = (steps.k @ steps.q)[w] * steps.scale
+    fig = go.Figure()
+    fig.add_bar(name="q·k before rotation", x=x, y=before, marker_color="#9ca3af",
+                hovertemplate="key %{x}: %{y:.3f}<extra>before</extra>")
+    fig.add_bar(name="after rotation (used)", x=x, y=steps.scaled[w], marker_color="#0072B2",
+                hovertemplate="key %{x}: %{y:.3f}<extra>after</extra>")
+    _token_axis(fig, tokens, "x")
+    fig.update_layout(barmode="group", title=f"scaled scores for “{html.escape(steps.tokens[steps.query])}”, before and after the rotation",
+                      height=360, yaxis_title="q·k / √d_head", margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.3))
+    return fig
+
+
+def replaced_bars(replaced: Sequence[dict], title: str = "P(replaced) per token, ELECTRA's discriminator") -> go.Figure:
+    """ELECTRA's replaced-token detection: for every ordinary token, the probability the discriminator gives it of
+    having been put there by the generator (a wrong word lights up)."""
+    x = [r["position"] for r in replaced]
+    probs = [r["prob"] for r in replaced]
+    fig = go.Figure(go.Bar(x=x, y=probs, marker=dict(color=probs, colorscale=SEQUENTIAL, cmin=0, cmax=1),
+                           text=[f"{p:.2f}" for p in probs], textposition="outside",
+                           hovertemplate="%{customdata}: P(replaced) %{y:.3f}<extra></extra>",
+                           customdata=[html.escape(r["token"]) for r in replaced]))
+    fig.update_xaxes(tickmode="array", tickvals=x, ticktext=[html.escape(r["token"]) for r in replaced], tickangle=-60)
+    fig.add_hline(y=0.5, line_dash="dot", line_color="#6b7280", annotation_text="0.5", annotation_position="right")
+    fig.update_layout(title=title, height=360, yaxis=dict(range=[0, 1.12], title="P(replaced)"), margin=dict(l=10, r=10, t=50, b=10))
+    return fig
+
+
+def sense_curves(curves: dict[str, np.ndarray], title: str) -> go.Figure:
+    """A word's cosine in two sentences, layer by layer, one line per model (or mask): models with different
+    numbers of layers each keep their own (layer 0 = the embeddings)."""
+    fig = go.Figure()
+    for colour, (name, values) in zip(SERIES_COLOURS, curves.items()):
+        fig.add_scatter(x=list(range(len(values))), y=values, mode="lines+markers", name=html.escape(name),
+                        line=dict(color=colour, dash="dash" if "causal" in name and "GPT" not in name else "solid"),
+                        hovertemplate=html.escape(name) + ", after layer %{x}: %{y:.3f}<extra></extra>")
+    fig.update_layout(title=title, height=380, xaxis_title="layer (0 = embeddings)", yaxis_title="cosine",
+                      margin=dict(l=10, r=10, t=60, b=10), legend=dict(orientation="h", y=-0.3))
+    fig.update_xaxes(dtick=1)
+    return fig
+
+
+def probe_by_order(curves: dict[str, np.ndarray], baseline: float, title: str) -> go.Figure:
+    """The sense probe's accuracy by layer, one line per (model, mask, which half of the corpus), against always
+    guessing the more common sense."""
+    fig = go.Figure()
+    for colour, (name, values) in zip(SERIES_COLOURS, curves.items()):
+        fig.add_scatter(x=list(range(len(values))), y=values, mode="lines+markers", name=html.escape(name), line=dict(color=colour),
+                        hovertemplate=html.escape(name) + ", after layer %{x}: %{y:.2f}<extra></extra>")
+    fig.add_hline(y=baseline, line_dash="dot", line_color="#6b7280", annotation_text="always the more common sense",
+                  annotation_position="bottom right")
+    fig.update_layout(title=title, height=400, xaxis_title="layer (0 = embeddings)", yaxis=dict(range=[0, 1.05], title="accuracy"),
+                      margin=dict(l=10, r=10, t=60, b=10), legend=dict(orientation="h", y=-0.3))
+    fig.update_xaxes(dtick=1)
+    return fig

@@ -48,19 +48,24 @@ def embeddings(toks: Sequence[Token], e: Embeddings, window: Window | None = Non
     """The bar chart of vector lengths: which part is longest where, and what LayerNorm does to the sums."""
     w = window or slice(None)
     shown = list(toks)[w]
-    lengths = {name: np.linalg.norm(value[w], axis=-1) for name, value in
-               (("token", e.token), ("segment", e.segment), ("position", e.position), ("sum", e.sum), ("LayerNorm(sum)", e.layernorm))
-               if value is not None}
-    position = lengths["position"]
-    top = int(np.argmax(position))
-    others = np.delete(position, top)
-    said = (f"the position vector of {_q(shown[top].text)} (position {shown[top].position}) is the longest of its kind, "
-            f"{position[top]:.2f}" + (f", against {others.mean():.2f} on average for the other tokens" if others.size else "") + "; ")
+    from .figures import embedding_parts
+
+    lengths = {name: np.linalg.norm(value[w], axis=-1) for name, value in embedding_parts(e)}
+    said = ""
+    if "position" in lengths:
+        position = lengths["position"]
+        top = int(np.argmax(position))
+        others = np.delete(position, top)
+        said = (f"the position vector of {_q(shown[top].text)} (position {shown[top].position}) is the longest of its kind, "
+                f"{position[top]:.2f}" + (f", against {others.mean():.2f} on average for the other tokens" if others.size else "") + "; ")
     token = lengths["token"]
     said += f"the token vectors run from {token.min():.2f} to {token.max():.2f}. "
-    summed, normed = lengths["sum"], lengths["LayerNorm(sum)"]
+    summed = lengths["sum"]
+    normed = next((v for name, v in lengths.items() if name.startswith("LayerNorm")), None)
+    if normed is None:
+        return said + f"The sums measure {summed.min():.1f}–{summed.max():.1f} and go to the first layer as they are."
     said += (f"The sums measure {summed.min():.1f}–{summed.max():.1f}; after LayerNorm, {normed.min():.1f}–{normed.max():.1f}: "
-             f"LayerNorm rescales every token's sum to variance 1, then applies its own learned scale.")
+             f"LayerNorm rescales every token's vector to variance 1, then applies its own learned scale.")
     return said
 
 

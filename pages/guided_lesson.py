@@ -3,8 +3,10 @@ from typing import Callable
 
 import streamlit as st
 
+import bertlab
+import lab_families
 import lab_ui
-from bertlab import attention_views, figures, inside, notice
+from bertlab import attention_views, explain, figures, inside, notice
 from bertlab import corpus as corpora
 
 STEPS = [
@@ -14,10 +16,11 @@ STEPS = [
     "Layers",
     "Masked LM",
     "Bidirectional vs causal",
+    "BERT vs GPT",
     "Word sense",
     "Next sentence",
 ]
-BANK = ["I went to the bank to deposit money.", "I went to the bank to catch some fish.", "The river bank was very scenic."]
+BANK = lab_families.BANK
 MAIN = "lesson_main"  # the key of the container of each step's main chart (tests/test_classroom.py measures it)
 PROJECTOR_CSS = """<style>
 /* On a projector (1280 × 720) the step's chart must start on the first screen: the step's name, Back/Next and
@@ -86,7 +89,9 @@ with st.container(key="lesson_top"):
     step = st.pills("Step", STEPS, key="step", bind="query-params", label_visibility="collapsed" if presenting else "visible") or STEPS[0]
     index = STEPS.index(step)
     bar = st.empty()
-    step_model = with_head(HEADS[step]) if step in HEADS else loaded  # None: the step's head is missing
+    # None: the step's head is missing (a decoder's Masked LM step guesses the next token instead)
+    decoder_step = step == "Masked LM" and "lm" in loaded.info.heads_available
+    step_model = with_head(HEADS[step]) if step in HEADS and not decoder_step else loaded
     running = lab_ui.running_name(loaded) if step_model in (None, loaded) else f"{step_model.info.name} (random weights, this step only)"
     bar.progress((index + 1) / len(STEPS), text=f"Step {index + 1} of {len(STEPS)}: {step} · running {running}")
     if presenting:
@@ -113,7 +118,7 @@ def lay_out(explanation: str, noticed: str, main: Callable[[], None], model=None
 
     def notes() -> None:
         if random:
-            st.caption(lab_ui.RANDOM_NOTE.format(name=model.info.name))
+            st.caption(lab_ui.RANDOM_NOTE.format(name=model.info.name, title=model.info.title or 'BERT'))
         st.info(f"**What to notice:** {noticed}", icon="👀")
 
     if presenting:
@@ -133,12 +138,14 @@ def lay_out(explanation: str, noticed: str, main: Callable[[], None], model=None
 
 result = lab_ui.analysis(loaded)
 tokens = result.tokens
+info = loaded.info
+BERT = info.family == "bert"
 
 if step == "Tokens":
     lay_out(
-        f"A fixed vocabulary of **WordPieces** (30,522 in the uncased English model{lab_ui.in_this_model('vocab_size')}) covers any text: a word it "
-        "does not hold whole is split, and continuation pieces start with `##`. The input is framed as `[CLS]` A "
-        "`[SEP]` (B `[SEP]`).",
+        (f"A fixed vocabulary of **WordPieces** (30,522 in the uncased English model{lab_ui.in_this_model('vocab_size')}) covers any text: a word it "
+         "does not hold whole is split, and continuation pieces start with `##`. The input is framed as `[CLS]` A "
+         "`[SEP]` (B `[SEP]`).") if BERT else explain.tokenization(info, loaded.tokenizer.cls_token, loaded.tokenizer.sep_token),
         notice.tokens(result.encoding),
         lambda: st.html(figures.token_chips(result.encoding)),
     )
@@ -146,17 +153,18 @@ elif step == "Three embeddings":
     window = lab_ui.token_window(tokens)
     e = result.embeddings
     lay_out(
-        "Each token becomes the sum of three learned vectors, a **token** embedding, a **segment** (A/B) "
-        "embedding and a **position** embedding (one per position up to 512), followed by LayerNorm. The bars are "
-        "each vector's length.",
+        ("Each token becomes the sum of three learned vectors, a **token** embedding, a **segment** (A/B) "
+         "embedding and a **position** embedding (one per position up to 512), followed by LayerNorm. The bars are "
+         "each vector's length.") if BERT else explain.embeddings(info, e.steps) + " The bars are each vector's length.",
         notice.embeddings(tokens, e, window),
         lambda: lab_ui.chart(figures.embedding_norms(tokens, e, window), key="lesson_norms"),
     )
+    recomputed = figures.embedding_formula(e)
     if e.max_abs_diff <= 1e-5:
-        st.caption(f"Checked: LayerNorm(token + segment + position) equals the model's own embedding output "
+        st.caption(f"Checked: {recomputed} equals the model's own embedding output "
                    f"(largest difference {e.max_abs_diff:.1e}).")
     else:
-        st.error(f"LayerNorm(token + segment + position) differs from the model's own embedding output by up to "
+        st.error(f"{recomputed} differs from the model's own embedding output by up to "
                  f"{e.max_abs_diff:.2e}: this checkpoint's embedding layer does more than BERT's three lookups and "
                  "LayerNorm, so the parts drawn above do not add up to what its first layer reads.")
 elif step == "Attention":
@@ -164,7 +172,8 @@ elif step == "Attention":
     steps = lab_ui.compute(loaded, "head", (lab_ui.encoding_key(result.encoding), layer, 0, query, "bidirectional"),
                            lambda: inside.head_steps(loaded, result, layer, 0, query), spinner=None)
     lay_out(
-        "In every layer, each of the heads computes softmax(QKᵀ/√d): a row of weights per token over all tokens, "
+        ("" if BERT or info.positions == "absolute" else explain.scores(info) + " ")
+        + "In every layer, each of the heads computes softmax(QKᵀ/√d): a row of weights per token over all tokens, "
         "summing to 1, and mixes the tokens' values by them. Above, all heads of all layers at once (rows: layers, "
         "columns: heads, darker = more weight); below, one head's row worked out step by step with the layer's own "
         "query and key projections.",
@@ -177,17 +186,32 @@ elif step == "Attention":
     st.page_link("pages/inside_a_head.py", label="Inside a head: pick any layer, head and token", icon="🔍")
 elif step == "Layers":
     layers = lab_ui.compute(loaded, "layers", (lab_ui.encoding_key(result.encoding), "bidirectional"),
-                            lambda: inside.layer_steps(loaded, result.encoding), spinner="Running BERT with hooks on every sublayer…")
+                            lambda: inside.layer_steps(loaded, result.encoding), spinner="Running {model} with hooks on every sublayer…")
     window = lab_ui.token_window(tokens)
     shares = layers.shares()
     lay_out(
-        "A layer is attention then a feed-forward block, each wrapped **post-norm**: h = LayerNorm(A + x), then "
-        "out = LayerNorm(F + h). The residual `+ x` keeps each token's vector, and each block adds an update to it. "
-        "Each cell is ‖update‖ / (‖update‖ + ‖stream‖) for one layer and token.",
+        ("A layer is attention then a feed-forward block, each wrapped **post-norm**: h = LayerNorm(A + x), then "
+         "out = LayerNorm(F + h). The residual `+ x` keeps each token's vector, and each block adds an update to it. "
+         if BERT else explain.layer(info) + " ")
+        + "Each cell is ‖update‖ / (‖update‖ + ‖stream‖) for one layer and token.",
         notice.layers(tokens, shares, window),
         lambda: lab_ui.chart(figures.sublayer_shares(tokens, shares, window), key="lesson_layers"),
     )
     st.page_link("pages/residual_stream.py", label="Layers and the residual stream: norms per token, feed-forward neurons", icon="🥞")
+elif step == "Masked LM" and decoder_step:
+    position = max(0, len(tokens) // 2 - 1)
+    entry = result.next_token[position]
+    actual = entry["actual"]
+    lay_out(
+        f"Pre-training task 1 of BERT is to fill blanks. **{info.name}** is a decoder: it was trained to guess the **next** "
+        "token from the ones before it, and has no blank to fill. The bars are its guesses after one word of your text.",
+        f"after “{tokens[position].shown}” its top guess is “{entry['top'][0].token}” ({entry['top'][0].prob:.2f})"
+        + (f"; the real next token, “{tokens[position + 1].shown}”, got {actual.prob:.3f}." if actual else ".")
+        + " The next step puts this beside BERT.",
+        lambda: lab_ui.chart(figures.prediction_bars({"next token": entry["top"]}, f"after “{tokens[position].shown}”"),
+                             key="lesson_next_token"),
+    )
+    st.page_link("pages/masked_lm.py", label="Every position's next-token guess, beside BERT filling the blank", icon="🎭")
 elif step == "Masked LM":
     explanation = ("Pre-training task 1, the **masked language model**: 15% of tokens are chosen; 80% of those become "
                    "`[MASK]`, 10% a random token, 10% stay as they are, and BERT predicts the originals, using both sides.")
@@ -228,6 +252,30 @@ elif step == "Bidirectional vs causal":
         masks,
     )
     lab_ui.chart(figures.divergence_heatmap(tokens, divergence, window), key="lesson_div")
+elif step == "BERT vs GPT":
+    encoder = loaded if info.mask_as_trained == "bidirectional" else lab_ui.model(bertlab.PACKAGED_MODEL)
+    decoder = lab_ui.model(lab_families.decoder_name())
+    sentences = BANK
+    bert_senses = lab_ui.senses(encoder, "bank", sentences)
+    gpt_senses = lab_ui.compute(decoder, "senses_causal", ("bank", tuple(sentences)),
+                                lambda: bertlab.senses(decoder, "bank", sentences, mask_types=("causal",)),
+                                spinner="Running {model} on every sentence…")
+    same_gpt = gpt_senses.similarity["causal"][:, 0, 1]
+    same_bert = bert_senses.similarity["bidirectional"][:, 0, 1]
+    lay_out(
+        f"The previous step ran **{encoder.info.name}**'s own weights under a causal mask: that isolates the mask, but no "
+        f"model was ever trained that way. **{decoder.info.name}** was: a decoder, trained to predict the next token, "
+        "reads left to right by design. The charts put it beside the encoder on the seeds' sentences: the cosine of "
+        "“bank” in two sentences after every layer.",
+        f"in S1 and S2 everything before “bank” is the same, so {decoder.info.name}, which never sees what comes after, gives "
+        f"“bank” the same vector in both (cosine {same_gpt.min():.3f} at every layer), as does {encoder.info.name} under a "
+        f"causal mask; {encoder.info.name} as trained sees “deposit money” and “catch some fish” and pulls them apart "
+        f"(down to {same_bert.min():.2f}).",
+        lambda: lab_families.bert_vs_gpt(encoder, decoder, "lesson_gpt", probe=False),
+    )
+    if decoder.info.name.startswith(lab_ui.RANDOM_PREFIX):
+        st.caption(lab_ui.RANDOM_NOTE.format(name=decoder.info.name, title=decoder.info.title))
+    st.page_link("pages/bidirectional_vs_causal.py", label="BERT beside GPT, with the corpus sense probe of both", icon="↔️")
 elif step == "Word sense":
     sentences = BANK + [t for t in [st.session_state.get("text", "").strip()] if t not in BANK and re.search(r"\bbank\b", t, re.I)]
     sense = lab_ui.senses(loaded, "bank", sentences)

@@ -88,7 +88,7 @@ def test_an_unknown_model_is_explained_once_without_commands(name, says, monkeyp
 
 # --- a real browser: a phone and a projector ---------------------------------------------------------------
 
-LESSON_STEPS = ["Tokens", "Three embeddings", "Attention", "Layers", "Masked LM", "Bidirectional vs causal", "Word sense",
+LESSON_STEPS = ["Tokens", "Three embeddings", "Attention", "Layers", "Masked LM", "Bidirectional vs causal", "BERT vs GPT", "Word sense",
                 "Next sentence"]
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 PROJECTOR = {"viewport": {"width": 1280, "height": 720}}
@@ -276,7 +276,7 @@ def test_lesson_is_a_link_of_its_own(classroom):
     server, new = classroom
     pg = new(PROJECTOR)
     open_page(pg, f"{server}/lesson?model=minilm&step=Layers")  # fails on a dialog
-    pg.wait_for_function(STEP_IN_VIEW, arg="Step 4 of 8: Layers", timeout=60_000)
+    pg.wait_for_function(STEP_IN_VIEW, arg="Step 4 of 9: Layers", timeout=60_000)
     assert "/lesson" in pg.url
 
 

@@ -43,7 +43,7 @@ def test_random_weights_serve_one_lesson_step_and_say_so():
     assert len(at.get("plotly_chart")) == 2, "the [MASK]'s guesses, under each mask"
     assert any("random:bert-base** has random weights" in c.value for c in at.main.caption)
     at.button(key="lesson_next").click().run()  # the next step: back on minilm
-    assert "Step 6 of 8: Bidirectional vs causal · running minilm" == at.get("progress")[0].proto.text
+    assert "Step 6 of 9: Bidirectional vs causal · running minilm" == at.get("progress")[0].proto.text
     assert not [c for c in at.main.caption if "has random weights" in c.value]
     at = _go(at, "Next sentence")  # the other step with a head: its own offer, off until asked for
     assert "running minilm" in at.get("progress")[0].proto.text
@@ -56,7 +56,8 @@ def test_every_step_on_random_weights_says_so_and_its_notice_holds_for_them():
     """A model with random weights in the sidebar: every step carries the caveat, and its notice quotes what its
     chart draws (the issue saw S1 vs S2 ≥ 0.99 under an unchanged "senses drift apart" text)."""
     at = visit(start("random:bert-mini", text="I went to the bank to deposit money.", pair="The bank was closed."), LESSON)
-    for step in ("Tokens", "Three embeddings", "Attention", "Layers", "Masked LM", "Bidirectional vs causal", "Word sense", "Next sentence"):
+    for step in ("Tokens", "Three embeddings", "Attention", "Layers", "Masked LM", "Bidirectional vs causal", "BERT vs GPT",
+                 "Word sense", "Next sentence"):
         at = _go(at, step)
         assert not at.error, (step, [e.value for e in at.error])
         assert any("random:bert-mini** has random weights" in c.value for c in at.main.caption), step
@@ -77,7 +78,7 @@ def test_back_and_next_move_one_step(tiny_bert_dir):
     at.button(key="lesson_next").click().run()
     at.button(key="lesson_next").click().run()
     at.button(key="lesson_back").click().run()
-    assert "Step 2 of 8: Three embeddings" in at.get("progress")[0].proto.text and not at.exception
+    assert "Step 2 of 9: Three embeddings" in at.get("progress")[0].proto.text and not at.exception
 
 
 def test_the_notices_quote_the_data_drawn(tiny_bert):

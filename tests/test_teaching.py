@@ -16,7 +16,7 @@ from bertlab.cli import main
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAIR = "a pen is red"
-STEPS = ["Tokens", "Three embeddings", "Attention", "Layers", "Masked LM", "Bidirectional vs causal", "Word sense", "Next sentence"]
+STEPS = ["Tokens", "Three embeddings", "Attention", "Layers", "Masked LM", "Bidirectional vs causal", "BERT vs GPT", "Word sense", "Next sentence"]
 
 
 def start(model: str, text: str = "the quick brown [MASK] jumps over the lazy dog.", pair: str = PAIR) -> AppTest:
