@@ -436,10 +436,13 @@ def analysis(loaded: bertlab.LoadedModel | None = None, masked: tuple[int, ...] 
     loaded = loaded or model()
     state = st.session_state
     text, pair, masked = state.get("text", ""), state.get("pair", ""), tuple(sorted(masked))
-    return compute(
-        loaded, "analysis", (text, pair, masked, top_k),
-        lambda: analyze_encoding(loaded, _encoding(loaded, text, pair, masked), top_k=top_k).compact(),
-    )
+    return compute(loaded, *analysis_work(loaded, text, pair, masked, top_k))
+
+
+def analysis_work(loaded: bertlab.LoadedModel, text: str, pair: str, masked: tuple[int, ...] = (), top_k: int = 5) -> tuple:
+    """(what, inputs, work) of one text's analysis in the one result cache: the pages' key, which the warm-up
+    (lab_warm.py) fills before the first visitor."""
+    return "analysis", (text, pair, masked, top_k), lambda: analyze_encoding(loaded, _encoding(loaded, text, pair, masked), top_k=top_k).compact()
 
 
 def encoding_key(encoding: Encoding) -> tuple:

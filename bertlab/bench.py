@@ -185,7 +185,7 @@ def run_bench(
     if families:
         result.update(measure_families(repeats, device))
     del loaded
-    for key in ("p3_bytes_128", "p3_bytes_512", "p5_seconds", "p6_rss_mb", "p6_rss_growth_mb"):
+    for key in ("p3_bytes_128", "p3_bytes_512", "p5_seconds", "p6_rss_mb", "p6_rss_growth_mb", "p10_first_page_seconds"):
         result.setdefault(key, None)
     if browser or analyses:
         # Imported here, only when the app's figures are asked for: they drive app.py from outside (a real
@@ -231,11 +231,37 @@ def measure_corpus(device: str | None = "cpu", repeats: int = 3, loaded: LoadedM
     vector = corpora.occurrence(loaded, sentence, word)
     search = median_seconds(lambda: corpora.neighbors(index, word, vector, layer, "bidirectional", 5), 50)
     return {
+        "p9_index_load_seconds": index_load_seconds(loaded, corpus, index),
         "p9_index_seconds": seconds,
         "p9_query_ms": 1000 * median_seconds(query, 20),
         "p9_index_mb": index.nbytes / 2**20,
         "p9_detail": {"model": loaded.info.name, "device": str(loaded.device), "sentences": len(index), "search_ms": 1000 * search},
     }
+
+
+def index_load_seconds(loaded: LoadedModel, corpus, index) -> float:
+    """The index kept on disk, read back in a new process (a second server start): seconds for
+    bertlab.corpus.stored_index to return it there, the model's fingerprint included, its loading not."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from . import corpus as corpora
+
+    with tempfile.TemporaryDirectory() as folder:
+        path, key = corpora.index_path(loaded, corpus, index.mask_types, __import__("pathlib").Path(folder))
+        corpora.write_index(path, key, index)
+        code = (
+            "import json, time; from pathlib import Path; import bertlab; from bertlab import corpus as c; "
+            f"m = bertlab.load_model({loaded.info.name!r}, device={loaded.info.device!r}); t = time.perf_counter(); "
+            f"i = c.stored_index(m, c.shipped_corpus(), directory=Path({folder!r})); "
+            "print(json.dumps({'seconds': time.perf_counter() - t, 'rows': len(i)}))"
+        )
+        if corpus is not corpora.shipped_corpus():
+            raise ValueError("the load figure is measured on the shipped corpus")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=True,
+                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
 
 
 HALF_TOLERANCE = {"attention": 2e-2, "hidden_cosine": 0.99}
