@@ -372,16 +372,73 @@ def model_with_head(head: str) -> bertlab.LoadedModel:
 
 
 CACHE_MB = int(os.environ.get("BERTLAB_CACHE_MB", "256"))
+DEVICE_CACHE_MB = int(os.environ.get("BERTLAB_DEVICE_CACHE_MB", str(CACHE_MB)))
+"""Of CACHE_MB, at most this much on the accelerator: an analysis keeps its tensors where the model computed them
+(a GPU's memory, which the model itself needs too). Default: the same as CACHE_MB."""
+
+
+class ResultCache(cachetools.LRUCache):
+    """Least recently used out first, within `maxsize` bytes in all and `device_maxsize` bytes of tensors on an
+    accelerator (device_bytes). cachetools bounds one size; the second bound is kept here."""
+
+    def __init__(self, maxsize: int, device_maxsize: int) -> None:
+        super().__init__(maxsize=maxsize, getsizeof=nbytes)
+        self.device_maxsize = device_maxsize
+        self.device_sizes: dict = {}
+
+    @property
+    def device_size(self) -> int:
+        return sum(self.device_sizes.values())
+
+    def __setitem__(self, key, value) -> None:
+        size = device_bytes(value)
+        if size > self.device_maxsize:
+            return  # larger than the whole device budget: computed for this request, not kept
+        super().__setitem__(key, value)
+        self.device_sizes[key] = size
+        while self.device_size > self.device_maxsize:
+            self.popitem()
+
+    def __delitem__(self, key) -> None:
+        super().__delitem__(key)
+        self.device_sizes.pop(key, None)
+
+
+def on_device(tensor: torch.Tensor) -> bool:
+    """Does this tensor live on an accelerator (what DEVICE_CACHE_MB bounds)?"""
+    return tensor.device.type != "cpu"
+
+
+def device_bytes(value: object, depth: int = 0, seen: set | None = None) -> int:
+    """Bytes of a result's tensors that live on an accelerator (not on the CPU), each storage counted once."""
+    seen = set() if seen is None else seen
+    if isinstance(value, torch.Tensor):
+        if not on_device(value):
+            return 0
+        storage = value.untyped_storage()
+        if storage.data_ptr() in seen:
+            return 0
+        seen.add(storage.data_ptr())
+        return storage.nbytes()
+    if depth > 5 or isinstance(value, (str, bytes, int, float, np.ndarray)) or value is None:
+        return 0
+    if dataclasses.is_dataclass(value):
+        value = vars(value)
+    if isinstance(value, dict):
+        return sum(device_bytes(v, depth + 1, seen) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(device_bytes(v, depth + 1, seen) for v in value)
+    return 0
 
 
 @st.cache_resource(show_spinner=False)
-def _results() -> tuple[cachetools.LRUCache, threading.Lock]:
+def _results() -> tuple[ResultCache, threading.Lock]:
     """Every engine result (analyses, senses, mask-each, logit lens, experiments, ...) shared by every
-    session of this process, least recently used out first, within CACHE_MB.
+    session of this process, least recently used out first, within CACHE_MB (DEVICE_CACHE_MB of it on a GPU).
 
     Analyses are stored compact (float16 attentions): a 512-token analysis of BERT-base still holds
     ~200 MB, so the bound is in bytes, not entries (st.cache_data would also pickle a copy per read)."""
-    return cachetools.LRUCache(maxsize=CACHE_MB * 2**20, getsizeof=nbytes), threading.Lock()
+    return ResultCache(CACHE_MB * 2**20, DEVICE_CACHE_MB * 2**20), threading.Lock()
 
 
 def nbytes(value: object, depth: int = 0) -> int:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .tokens import Token
+from .transfer import to_host
 
 JS_DIRS = [Path(p) for p in os.environ.get("BERTLAB_JS_DIRS", "/usr/share/javascript:/usr/share/nodejs").split(":")]
 LIBRARIES = {
@@ -176,18 +177,36 @@ def model_view(tokens: Sequence[Token], attentions: np.ndarray) -> str:
     return _offline(_compact(_tokens_stay_in_script(html, tokens), [placeholder] * layers, attentions))
 
 
-def thumbnails(attentions: np.ndarray, tile: int = 48, gap: int = 2) -> bytes:
-    """Every head's attention as a small image in one PNG grid (rows: layers, columns: heads)."""
+def pooled_heads(attentions, size: int) -> np.ndarray:
+    """(layer, head, size, size) float32: each head's (query, key) weights average-pooled to size x size over
+    equal bins and scaled to its own maximum. Computed where the weights are (a GPU's memory: only the small
+    result crosses to the host), from a (layer, head, query, key) array or tensor or one (head, query, key) tensor
+    per layer (MaskRun.attention_layers)."""
+    layers = list(attentions) if isinstance(attentions, (list, tuple)) else list(torch.as_tensor(np.asarray(attentions)
+                                                                                              if not isinstance(attentions, torch.Tensor) else attentions))
+    length = layers[0].shape[-1]
+    edges = torch.from_numpy(np.linspace(0, length, size + 1).astype(int))
+    counts = edges.diff().float()
+    pooled = []
+    for weights in layers:
+        e = edges.to(weights.device)
+        # a bin's sum from a 2-D running sum (zero-padded in front): S[b1, c1] − S[b0, c1] − S[b1, c0] + S[b0, c0]
+        s = torch.nn.functional.pad(weights.float().cumsum(-1).cumsum(-2), (1, 0, 1, 0))
+        rows_hi, rows_lo = s[:, e[1:]], s[:, e[:-1]]
+        sums = rows_hi[:, :, e[1:]] - rows_lo[:, :, e[1:]] - rows_hi[:, :, e[:-1]] + rows_lo[:, :, e[:-1]]
+        mean = sums / (counts.to(weights.device)[:, None] * counts.to(weights.device)[None, :])
+        pooled.append(mean / mean.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12))
+    return to_host(torch.stack(pooled))
+
+
+def thumbnails(attentions, tile: int = 48, gap: int = 2) -> bytes:
+    """Every head's attention as a small image in one PNG grid (rows: layers, columns: heads); the pooling runs
+    where the weights are (pooled_heads)."""
     from PIL import Image
 
-    layers, heads, length, _ = attentions.shape
+    layers, heads, length = len(attentions), attentions[0].shape[0], attentions[0].shape[-1]
     size = min(tile, length)
-    edges = np.linspace(0, length, size + 1).astype(int)
-    # average-pool each (query, key) matrix down to size x size
-    pooled = np.add.reduceat(np.add.reduceat(attentions, edges[:-1], axis=2, dtype=np.float32), edges[:-1], axis=3)
-    counts = np.diff(edges)
-    pooled = pooled / counts[:, None] / counts[None, :]
-    pooled = pooled / np.maximum(pooled.max(axis=(2, 3), keepdims=True), 1e-12)
+    pooled = pooled_heads(attentions, size)
     grid = np.ones((layers * (size + gap) - gap, heads * (size + gap) - gap), dtype=np.float32) * -1
     for l in range(layers):
         for h in range(heads):

@@ -68,7 +68,7 @@ elif view == "All heads":
         "Every head at once, rows = layers, columns = heads; each tile is that head's (query × key) attention, "
         "darker = more weight, scaled per tile. Pick one with the sliders in the heatmap view."
     )
-    lab_ui.image(attention_views.thumbnails(run.attentions), key=f"all-heads-{kind}",
+    lab_ui.image(attention_views.thumbnails(run.attention_layers), key=f"all-heads-{kind}",
                  alt=f"Attention of all {result.model.layers * result.model.heads} heads ({kind}): rows layers 0 to "
                      f"{result.model.layers - 1}, columns heads 0 to {result.model.heads - 1}; darker is more weight")
 elif view == "Statistics":

@@ -178,7 +178,7 @@ elif step == "Attention":
         "columns: heads, darker = more weight); below, one head's row worked out step by step with the layer's own "
         "query and key projections.",
         notice.attention(tokens, result.bidirectional.attentions, steps.weights),
-        lambda: lab_ui.image(attention_views.thumbnails(result.bidirectional.attentions), key="lesson-all-heads",
+        lambda: lab_ui.image(attention_views.thumbnails(result.bidirectional.attention_layers), key="lesson-all-heads",
                              alt=f"Attention of all {loaded.info.layers * loaded.info.heads} heads, rows layers 0 to "
                                  f"{loaded.info.layers - 1}, columns heads 0 to {loaded.info.heads - 1}"),
     )

@@ -375,3 +375,19 @@ def test_thumbnail_labels_grow_with_the_tiles():
         digit = ink_rows.max() - ink_rows.min() + 1
         on_a_phone = digit * min(1.0, 350 / image.shape[1])
         assert on_a_phone >= 7, (layers, heads, tokens, digit, image.shape)  # a digit's ink is ~0.7 of the type size
+
+
+def test_thumbnail_pooling_on_the_device_equals_pooling_on_the_host(tiny_bert):
+    """pooled_heads from the per-layer tensors (where a GPU keeps them) equals the same average pooling done on the
+    whole host array by hand, and the PNG is the same either way."""
+    from bertlab import attention_views
+
+    run = bertlab.analyze(tiny_bert, "the quick brown fox jumps over the lazy dog and the cat sat on the mat .").bidirectional
+    host = run.attentions.astype(np.float32)
+    size = 5
+    edges = np.linspace(0, host.shape[-1], size + 1).astype(int)
+    by_hand = np.array([[[[host[l, h, edges[i]:edges[i + 1], edges[j]:edges[j + 1]].mean() for j in range(size)] for i in range(size)]
+                         for h in range(host.shape[1])] for l in range(host.shape[0])])
+    by_hand /= by_hand.max(axis=(2, 3), keepdims=True)
+    np.testing.assert_allclose(attention_views.pooled_heads(run.attention_layers, size), by_hand, atol=1e-5)
+    assert attention_views.thumbnails(run.attention_layers) == attention_views.thumbnails(host)
