@@ -179,7 +179,7 @@ def value_zeroing(loaded: LoadedModel, encoding: Encoding, position: int, mask: 
     zeroed. (The layers after l in that row are not wasted: they are layer l + 1's measurement.)"""
     n, layers = len(encoding), loaded.info.layers
     chunk = max(2, _row_budget(loaded, n))
-    outputs = torch.empty(layers, n + 1, loaded.info.hidden_size)
+    outputs = torch.empty(layers, n + 1, loaded.info.hidden_size, dtype=torch.float64)
     todo = list(range(n))
     while todo:
         js, todo = todo[: chunk - 1], todo[chunk - 1:]
@@ -193,7 +193,7 @@ def value_zeroing(loaded: LoadedModel, encoding: Encoding, position: int, mask: 
 
         def record(layer: int):
             def read(x: torch.Tensor) -> torch.Tensor:
-                seen[layer] = x[:, position].float().cpu()
+                seen[layer] = x[:, position].double().cpu()
                 return x
             return read
 
@@ -210,7 +210,13 @@ def value_zeroing(loaded: LoadedModel, encoding: Encoding, position: int, mask: 
         for layer in range(layers):
             outputs[layer, 0] = seen[layer][0]
             outputs[layer, [j + 1 for j in js]] = seen[layer][1:]
-    return 1 - torch.nn.functional.cosine_similarity(outputs[:, 1:], outputs[:, :1], dim=-1)
+    return cosine_distance(outputs[:, 1:], outputs[:, :1])
+
+
+def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """1 − cosine along the last axis, in float64: a token that barely moves P has a distance of 1e-5 or less,
+    which float32's cosine (±1e-7 near 1) would blur by a percent."""
+    return 1 - torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=-1, eps=1e-30)
 
 
 def replacement_id(loaded: LoadedModel) -> tuple[int, str]:
@@ -245,17 +251,17 @@ def occlusion(loaded: LoadedModel, encoding: Encoding, position: int, mask: str,
         out, _ = hooks.run(loaded, part, encoding.token_type_ids.expand(part.shape[0], -1), attention_mask)
         hidden = out.last_hidden_state[:, position]
         if target_id is None:
-            read.append(hidden.float().cpu())
+            read.append(hidden.double().cpu())
         else:
             with torch.inference_mode():
                 read.append(torch.log_softmax(loaded.mlm_head(hidden).float(), dim=-1)[:, target_id].cpu())
     values = torch.cat(read)
     if target_id is None:
-        change = 1 - torch.nn.functional.cosine_similarity(values[1:], values[:1], dim=-1)
+        change = cosine_distance(values[1:], values[:1])
     else:
         change = values[0] - values[1:]
-    scores = torch.zeros(n)
-    scores[occluded] = change
+    scores = torch.zeros(n, dtype=torch.float64)
+    scores[occluded] = change.double()
     return scores
 
 
