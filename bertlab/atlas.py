@@ -42,11 +42,11 @@ pairwise divergences (BERT-base: 144 heads x 4096 x 64 keys x 4 bytes = 150 MB a
 
 
 class Stopped(BertlabError):
-    """The atlas was stopped between two batches (`should_stop()` said so)."""
+    """Long work (the atlas, influence) was stopped between two batches because `should_stop()` said so."""
 
-    def __init__(self, done: int, total: int) -> None:
-        super().__init__(f"Stopped after {done:,} of {total:,} sentences.")
-        self.done, self.total = done, total
+    def __init__(self, done: int, total: int, unit: str = "sentences") -> None:
+        super().__init__(f"Stopped after {done:,} of {total:,} {unit}.")
+        self.done, self.total, self.unit = done, total, unit
 
 
 @dataclass

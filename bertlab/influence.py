@@ -22,11 +22,13 @@ for value zeroing at every layer at once, one row per ordinary token for occlusi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
 
 from . import experiments, hooks, masks, metrics
+from .atlas import Stopped
 from .errors import InputError
 from .loading import LoadedModel
 from .tokens import Encoding
@@ -169,7 +171,13 @@ def _row_budget(loaded: LoadedModel, length: int) -> int:
     return max(1, experiments.ROW_BUDGET // (loaded.info.heads * length * length))
 
 
-def value_zeroing(loaded: LoadedModel, encoding: Encoding, position: int, mask: str) -> torch.Tensor:
+def zeroing_rows(loaded: LoadedModel, length: int) -> int:
+    """Rows per value-zeroing pass: the unmodified row and at least one token."""
+    return max(2, _row_budget(loaded, length))
+
+
+def value_zeroing(loaded: LoadedModel, encoding: Encoding, position: int, mask: str,
+                  step: Callable[[], None] | None = None) -> torch.Tensor:
     """(layer, token): for each layer l and token j, token j's value vectors zeroed in every head of layer l
     alone, and 1 − cosine(layer l's output at P, its unmodified output at P).
 
@@ -210,6 +218,8 @@ def value_zeroing(loaded: LoadedModel, encoding: Encoding, position: int, mask: 
         for layer in range(layers):
             outputs[layer, 0] = seen[layer][0]
             outputs[layer, [j + 1 for j in js]] = seen[layer][1:]
+        if step:
+            step()
     return cosine_distance(outputs[:, 1:], outputs[:, :1])
 
 
@@ -235,7 +245,7 @@ def replacement_id(loaded: LoadedModel) -> tuple[int, str]:
 
 
 def occlusion(loaded: LoadedModel, encoding: Encoding, position: int, mask: str, target_id: int | None,
-              replace_with: int) -> torch.Tensor:
+              replace_with: int, step: Callable[[], None] | None = None) -> torch.Tensor:
     """(token,): each ordinary token replaced by `replace_with` (specials kept: they score 0), one row per token
     plus the unmodified row, batched within ROW_BUDGET. With `target_id`: log P(target at P) unmodified minus
     occluded (> 0: the token helped); without: 1 − cosine of P's last hidden state to its unmodified value."""
@@ -255,6 +265,8 @@ def occlusion(loaded: LoadedModel, encoding: Encoding, position: int, mask: str,
         else:
             with torch.inference_mode():
                 read.append(torch.log_softmax(loaded.mlm_head(hidden).float(), dim=-1)[:, target_id].cpu())
+        if step:
+            step()
     values = torch.cat(read)
     if target_id is None:
         change = cosine_distance(values[1:], values[:1])
@@ -302,10 +314,12 @@ def _ig_hidden(loaded: LoadedModel, encoding: Encoding, position: int, mask: str
 
 
 def influence(loaded: LoadedModel, encoding: Encoding, position: int | None = None, token: str | None = None,
-              steps: int = 32) -> Influence:
+              steps: int = 32, *, progress: Callable[[int, int], None] | None = None,
+              should_stop: Callable[[], bool] | None = None) -> Influence:
     """The six measures for position P (default: the first [MASK]) under the mask the model was trained with.
     `token`: the token whose probability occlusion and integrated gradients explain (default: the MLM head's top
-    guess at P); ignored without an MLM head."""
+    guess at P); ignored without an MLM head. `progress(done, total)` after each batched pass (and with 0 first);
+    `should_stop()` is asked between passes, and a True answer raises `Stopped`."""
     n = len(encoding)
     if position is None:
         if not encoding.mask_positions:
@@ -319,6 +333,22 @@ def influence(loaded: LoadedModel, encoding: Encoding, position: int | None = No
     layers = loaded.info.layers
     tokenizer = loaded.tokenizer
     has_mlm = loaded.mlm_head is not None
+    passes = (1 + -(-n // (zeroing_rows(loaded, n) - 1)) + 1
+              + -(-(sum(not t.special for t in encoding.tokens) + 1) // _row_budget(loaded, n)))
+    done = [0]
+
+    def step() -> None:
+        """One pass done: say so, and stop here if asked."""
+        done[0] += 1
+        if progress:
+            progress(done[0], passes)
+        if should_stop and should_stop() and done[0] < passes:
+            raise Stopped(done[0], passes, "passes")
+
+    if progress:
+        progress(0, passes)
+    if should_stop and should_stop():
+        raise Stopped(0, passes, "passes")
 
     # one plain row: every layer's attention and value vectors, P's last hidden state
     out, cache = hooks.run(loaded, encoding.input_ids, encoding.token_type_ids, masks.stacked((mask,), n, loaded.dtype),
@@ -330,7 +360,8 @@ def influence(loaded: LoadedModel, encoding: Encoding, position: int | None = No
         per_layer_attention = attentions[:, :, position].mean(1)  # (layer, key)
         roll = metrics.rollout(attentions)[-1, position]
         norms = norm_based(loaded, attentions, values, position)
-    zeroing = value_zeroing(loaded, encoding, position, mask)
+    step()
+    zeroing = value_zeroing(loaded, encoding, position, mask, step)
 
     replace_with, replacement = replacement_id(loaded)
     completeness = None
@@ -344,7 +375,8 @@ def influence(loaded: LoadedModel, encoding: Encoding, position: int | None = No
         target, target_id = None, None
         ig, completeness = _ig_hidden(loaded, encoding, position, mask, last, steps)
         explained = f"the cosine of position {position}'s last hidden state to its unmodified value"
-    occluded = occlusion(loaded, encoding, position, mask, target_id, replace_with)
+    step()
+    occluded = occlusion(loaded, encoding, position, mask, target_id, replace_with, step)
 
     raw = {
         "attention": per_layer_attention[-1].cpu().numpy(),

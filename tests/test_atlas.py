@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from bertlab import InputError, hooks, masks
-from bertlab.atlas import BEHAVIOURS, STATS, Stopped, atlas, classical_mds, js_from_mixtures, js_sums, read_sentences
+from bertlab.atlas import (BEHAVIOURS, STATS, Stopped, atlas, classical_mds, js_from_mixtures, js_sums, punctuation,
+                           read_sentences)
 
 from conftest import FAMILIES
 
@@ -102,6 +103,11 @@ def test_jensen_shannon_on_known_rows():
     np.testing.assert_allclose(js.numpy(), expected, atol=1e-7)
     padded = js_from_mixtures(js_sums(attn, torch.zeros(1, 1, dtype=torch.bool)))
     assert not padded.any(), "a padded query counts for nothing"
+
+
+def test_punctuation_is_read_from_the_pieces_own_characters():
+    assert all(punctuation(p) for p in (".", " ,", "##!", "…", "--", "\"("))
+    assert not any(punctuation(p) for p in ("dog", "", " ", "##s", "a.", "$"))
 
 
 def test_classical_mds_recovers_points_in_a_plane():

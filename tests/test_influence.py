@@ -242,3 +242,22 @@ def test_cli_influence_contract(family, family_dirs, capsys):
         assert data["token"] == "[MASK]" and isinstance(data["target"], str)
     assert main(["influence", text, "--position", "99", "--model", str(family_dirs[family]), "--device", "cpu", "--json"]) == 2
     assert "outside the input" in capsys.readouterr().err
+
+
+def test_progress_through_every_pass_and_stop_between_them_in_chunks(tiny_bert, monkeypatch):
+    from bertlab import influence as engine
+    from bertlab.atlas import Stopped
+
+    encoding = encode(tiny_bert, TEXT)
+    whole = influence(tiny_bert, encoding, 7, steps=4)
+    monkeypatch.setattr(engine.experiments, "ROW_BUDGET", 4 * len(encoding) ** 2 * 3)  # 3 rows a pass: several passes
+    seen = []
+    result = influence(tiny_bert, encoding, 7, steps=4, progress=lambda done, total: seen.append((done, total)))
+    total = seen[0][1]
+    assert seen == [(i, total) for i in range(total + 1)] and total > 4
+    with pytest.raises(Stopped) as stopped:
+        influence(tiny_bert, encoding, 7, steps=4, should_stop=lambda: len(seen) > total + 3,
+                  progress=lambda done, total: seen.append((done, total)))
+    assert stopped.value.done == 2 and stopped.value.total == total
+    for method in METHODS:  # in chunks of 3 rows, each with its own unmodified row: the same numbers
+        np.testing.assert_allclose(result.raw[method], whole.raw[method], atol=1e-6, err_msg=method)
