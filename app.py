@@ -36,6 +36,10 @@ PAGES = {
     "Compare": [
         st.Page("pages/compare_models.py", title="Compare models", icon="⚖️", url_path="compare"),
     ],
+    "Research": [
+        st.Page("pages/token_influence.py", title="Does attention explain?", icon="🎯", url_path="influence"),
+        st.Page("pages/head_atlas.py", title="Head atlas", icon="🗺️", url_path="atlas"),
+    ],
 }
 
 # The default page is served at "/" (its url_path is ignored), so it is the lesson: every other page keeps its link.

@@ -92,7 +92,8 @@ def spearman_heatmap(result: Influence) -> go.Figure:
 
 def atlas_map(atlas: Atlas, colour: str = "layer", selected: tuple[int, int] | None = None) -> go.Figure:
     """Every head on the 2-D map of their Jensen-Shannon distances (classical MDS), coloured by layer or by its
-    dominant behaviour; heads with similar attention lie close together."""
+    dominant behaviour; heads with similar attention lie close together. Each point's customdata is [head index
+    (layer-major), hover text], so a selection names its head whatever the colouring."""
     heads = atlas.layers * atlas.heads
     labels = [f"{i // atlas.heads}.{i % atlas.heads}" for i in range(heads)]
     dominant = atlas.dominant()
@@ -106,7 +107,8 @@ def atlas_map(atlas: Atlas, colour: str = "layer", selected: tuple[int, int] | N
     marker = dict(size=13, line=dict(width=1, color="#ffffff"))
     if colour == "layer":
         fig.add_scatter(x=x, y=y, mode="markers+text", text=labels, textposition="top center", textfont=dict(size=9),
-                        customdata=hover, hovertemplate="%{customdata}<extra></extra>", showlegend=False,
+                        customdata=[[i, hover[i]] for i in range(heads)], hovertemplate="%{customdata[1]}<extra></extra>",
+                        showlegend=False,
                         marker=dict(**marker, color=[i // atlas.heads for i in range(heads)], colorscale="Viridis",
                                     cmin=0, cmax=max(atlas.layers - 1, 1), colorbar=dict(title="layer", thickness=12)))
     else:
@@ -115,15 +117,15 @@ def atlas_map(atlas: Atlas, colour: str = "layer", selected: tuple[int, int] | N
             if chosen:
                 fig.add_scatter(x=x[chosen], y=y[chosen], mode="markers+text", text=[labels[i] for i in chosen],
                                 textposition="top center", textfont=dict(size=9), name=BEHAVIOUR_NAMES[behaviour],
-                                customdata=[hover[i] for i in chosen], hovertemplate="%{customdata}<extra></extra>",
+                                customdata=[[i, hover[i]] for i in chosen], hovertemplate="%{customdata[1]}<extra></extra>",
                                 marker=dict(**marker, color=BEHAVIOUR_COLOURS[behaviour]))
     if selected is not None:
         i = selected[0] * atlas.heads + selected[1]
         fig.add_scatter(x=[x[i]], y=[y[i]], mode="markers", name=f"head {labels[i]}", hoverinfo="skip",
                         marker=dict(size=24, symbol="circle-open", line=dict(width=3, color="#111827")), showlegend=False)
     fig.update_layout(
-        title=f"every head of {html.escape(atlas.model)} over {len(atlas.sentences):,} sentences ({atlas.mask}): "
-              "close = similar attention",
+        title=f"every head over {len(atlas.sentences):,} sentences ({atlas.mask})<br>"
+              "<sup>close together = similar attention</sup>",
         height=560, margin=dict(l=10, r=10, t=60, b=10), legend=dict(orientation="h", y=-0.08),
         xaxis=dict(title="MDS 1", zeroline=False), yaxis=dict(title="MDS 2", zeroline=False, scaleanchor="x"),
         clickmode="event+select", dragmode="pan",
