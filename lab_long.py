@@ -64,7 +64,8 @@ def long_work(loaded, what: str, inputs: tuple, work: Work[T], label: str, unit:
         return None
 
     def compute() -> T:
-        box = st.container()
+        slot = st.empty()  # one placeholder: emptied when the work ends, bar and button with it
+        box = slot.container()
         bar = box.progress(0.0, text=f"{label}…")
         event, seen = threading.Event(), [0, 0]
         box.button("Stop", key=f"{what}_stop", on_click=_stop, args=(state, token, event, seen), icon=":material/stop:",
@@ -77,7 +78,7 @@ def long_work(loaded, what: str, inputs: tuple, work: Work[T], label: str, unit:
         try:
             return work(progress, event.is_set)
         finally:
-            box.empty()
+            slot.empty()
 
     def attempt() -> T | None:
         try:

@@ -27,6 +27,8 @@ BEHAVIOUR_COLOURS = {
 }
 LABELS = 40
 """At most this many token labels on an axis; past it every n-th, with its position."""
+LABELLED_HEADS = 160
+"""Up to this many heads (BERT-base has 144) the map writes each head's name beside its point; past it, hover only."""
 
 
 def _token_axis(fig: go.Figure, tokens: Sequence[str], positions: Sequence[int], row: int | None = None, col: int | None = None) -> None:
@@ -58,7 +60,7 @@ def influence_bars(result: Influence, methods: Sequence[str] = METHODS, window: 
     # P itself, marked on every strip: what the bars are about
     if result.position in positions:
         for row in range(1, len(methods) + 1):
-            fig.add_vline(x=result.position, line=dict(color="#111827", width=1, dash="dot"), row=row, col=1)
+            fig.add_vline(x=result.position, line=dict(color="#9ca3af", width=1, dash="dot"), layer="below", row=row, col=1)
     fig.update_annotations(font_size=12, xanchor="left", x=0)
     fig.update_layout(height=90 + 105 * len(methods), margin=dict(l=10, r=10, t=40, b=10), bargap=0.15)
     return fig
@@ -68,15 +70,21 @@ def _title(result: Influence, method: str, layer: int | None) -> str:
     if layer is not None:
         return f"{NAMES[method]}, layer {layer}"
     if method in ("occlusion", "integrated_gradients"):
-        return f"{NAMES[method]} (of {html.escape(result.explained)})"
+        what = f"log P(“{html.escape(result.target)}”)" if result.target else "P's last hidden state"
+        return f"{NAMES[method]}: {what}"
     if method == "rollout":
         return "rollout through every layer"
     return f"{NAMES[method]}, last layer"
 
 
+SHORT = {"attention": "attention", "rollout": "rollout", "norm": "norm", "value_zeroing": "zeroing", "occlusion": "occlusion",
+         "integrated_gradients": "IG"}
+"""Axis labels for the Spearman matrix: six of them fit a phone's width."""
+
+
 def spearman_heatmap(result: Influence) -> go.Figure:
     """Spearman's ρ of every pair of measures over the tokens compared, with the value in each cell."""
-    names = [NAMES[m] for m in METHODS]
+    names = [SHORT[m] for m in METHODS]
     z = np.array([[np.nan if result.spearman[a][b] is None else result.spearman[a][b] for b in METHODS] for a in METHODS])
     text = [["–" if np.isnan(v) else f"{v:+.2f}" for v in row] for row in z]
     fig = go.Figure(go.Heatmap(
@@ -84,8 +92,7 @@ def spearman_heatmap(result: Influence) -> go.Figure:
         colorbar=dict(thickness=12, title="ρ"), xgap=2, ygap=2,
         hovertemplate="%{y} vs %{x}: ρ = %{z:.3f}<extra></extra>",
     ))
-    fig.update_layout(title=f"Spearman's ρ over the {len(result.compared)} ordinary tokens compared",
-                      height=430, margin=dict(l=10, r=10, t=50, b=10),
+    fig.update_layout(title=f"Spearman's ρ over {len(result.compared)} tokens", height=430, margin=dict(l=10, r=10, t=50, b=10),
                       yaxis=dict(autorange="reversed"), xaxis=dict(tickangle=-35))
     return fig
 
@@ -103,10 +110,11 @@ def atlas_map(atlas: Atlas, colour: str = "layer", selected: tuple[int, int] | N
         for i in range(heads)
     ]
     x, y = atlas.coords[:, 0], atlas.coords[:, 1]
+    mode = "markers+text" if heads <= LABELLED_HEADS else "markers"  # BERT-large's 384 labels would be a grey blot
     fig = go.Figure()
     marker = dict(size=13, line=dict(width=1, color="#ffffff"))
     if colour == "layer":
-        fig.add_scatter(x=x, y=y, mode="markers+text", text=labels, textposition="top center", textfont=dict(size=9),
+        fig.add_scatter(x=x, y=y, mode=mode, text=labels, textposition="top center", textfont=dict(size=9),
                         customdata=[[i, hover[i]] for i in range(heads)], hovertemplate="%{customdata[1]}<extra></extra>",
                         showlegend=False,
                         marker=dict(**marker, color=[i // atlas.heads for i in range(heads)], colorscale="Viridis",
@@ -115,7 +123,7 @@ def atlas_map(atlas: Atlas, colour: str = "layer", selected: tuple[int, int] | N
         for behaviour in (*BEHAVIOURS, "broad"):
             chosen = [i for i in range(heads) if dominant[i] == behaviour]
             if chosen:
-                fig.add_scatter(x=x[chosen], y=y[chosen], mode="markers+text", text=[labels[i] for i in chosen],
+                fig.add_scatter(x=x[chosen], y=y[chosen], mode=mode, text=[labels[i] for i in chosen],
                                 textposition="top center", textfont=dict(size=9), name=BEHAVIOUR_NAMES[behaviour],
                                 customdata=[[i, hover[i]] for i in chosen], hovertemplate="%{customdata[1]}<extra></extra>",
                                 marker=dict(**marker, color=BEHAVIOUR_COLOURS[behaviour]))
@@ -144,7 +152,7 @@ def head_behaviour(atlas: Atlas, layer: int, head: int) -> go.Figure:
                     marker=dict(symbol="line-ns", size=18, line=dict(width=3, color="#111827")),
                     hovertemplate="all heads: %{x:.3f}<extra></extra>")
     fig.update_layout(
-        title=f"head {layer}.{head}: average attention mass per token (entropy {atlas.stats[i, STATS.index('entropy')]:.2f} nats)",
+        title=f"head {layer}.{head}: where its attention goes",
         xaxis=dict(range=[0, 1], title="mass"), yaxis=dict(autorange="reversed"), height=330,
         margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.25),
     )

@@ -57,12 +57,16 @@ with right:
     st.markdown("**Agreement, pair by pair.** Spearman's ρ compares rankings: 1 when two measures order the tokens "
                 "the same way, 0 when their orders are unrelated, −1 when reversed. It is computed over the "
                 f"{len(found.compared)} ordinary tokens P can see (the measures that keep specials out cannot rank them).")
-    best = sorted(((found.spearman[a][b], a, b) for i, a in enumerate(METHODS) for b in METHODS[i + 1:]
-                   if found.spearman[a][b] is not None), reverse=True)
-    if best:
-        st.markdown("\n".join(f"- {NAMES[a]} · {NAMES[b]}: **{r:+.2f}**" for r, a, b in best[:3]))
+    pairs = sorted(((found.spearman[a][b], a, b) for i, a in enumerate(METHODS) for b in METHODS[i + 1:]
+                    if found.spearman[a][b] is not None), reverse=True)
+    if pairs:
+        st.markdown("Agree most: " + ", ".join(f"{NAMES[a]} · {NAMES[b]} **{r:+.2f}**" for r, a, b in pairs[:2])
+                    + "  \nAgree least: " + ", ".join(f"{NAMES[a]} · {NAMES[b]} **{r:+.2f}**" for r, a, b in pairs[-2:][::-1]))
+    st.caption("zeroing = value zeroing, IG = integrated gradients.")
 
 st.subheader("Layer by layer")
+if st.session_state.get("influence_layer", 0) > info.layers - 1:  # left over from a deeper model
+    st.session_state["influence_layer"] = info.layers - 1
 layer = st.slider("Layer", 0, info.layers - 1, info.layers - 1, key="influence_layer", bind="query-params",
                   help="Attention, norm-based and value zeroing exist at every layer; the strips above show the last.")
 lab_ui.chart(influence_figures.influence_bars(found, methods=LAYERED, window=window, layer=layer), key="influence_layer_bars")
