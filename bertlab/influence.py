@@ -186,7 +186,7 @@ def value_zeroing(loaded: LoadedModel, encoding: Encoding, position: int, mask: 
     0's, so what layer l outputs in row 1 + j is layer l on the unmodified stream with only its own values of j
     zeroed. (The layers after l in that row are not wasted: they are layer l + 1's measurement.)"""
     n, layers = len(encoding), loaded.info.layers
-    chunk = max(2, _row_budget(loaded, n))
+    chunk = zeroing_rows(loaded, n)
     outputs = torch.empty(layers, n + 1, loaded.info.hidden_size, dtype=torch.float64)
     todo = list(range(n))
     while todo:
