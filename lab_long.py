@@ -16,7 +16,7 @@ from typing import Callable, TypeVar
 import streamlit as st
 
 import lab_ui
-from bertlab.atlas import Stopped
+from bertlab import Stopped
 
 T = TypeVar("T")
 Work = Callable[[Callable[[int, int], None], Callable[[], bool]], T]
@@ -63,11 +63,13 @@ def long_work(loaded, what: str, inputs: tuple, work: Work[T], label: str, unit:
         st.button("Start again", key=f"{what}_again", on_click=_again, args=(state,), icon=":material/play_arrow:")
         return None
 
+    seen = [0, 0]
+
     def compute() -> T:
         slot = st.empty()  # one placeholder: emptied when the work ends, bar and button with it
         box = slot.container()
         bar = box.progress(0.0, text=f"{label}…")
-        event, seen = threading.Event(), [0, 0]
+        event = threading.Event()
         box.button("Stop", key=f"{what}_stop", on_click=_stop, args=(state, token, event, seen), icon=":material/stop:",
                    help="Ends the work after the batch it is on; nothing is kept.")
 
@@ -83,8 +85,8 @@ def long_work(loaded, what: str, inputs: tuple, work: Work[T], label: str, unit:
     def attempt() -> T | None:
         try:
             return lab_ui.cached(loaded, what, inputs, compute)
-        except Stopped as err:
-            st.session_state[state] = (token, err.done, err.total)
+        except Stopped as err:  # bertlab.Stopped: the engine's own says how far it got
+            st.session_state[state] = (token, getattr(err, "done", seen[0]), getattr(err, "total", seen[1]))
             return None
 
     result = lab_ui.guarded(attempt)

@@ -87,8 +87,9 @@ class MaskRun:
     the first time they are read (zero-copy on a CPU). Every conversion is counted (`bertlab.transfer`)."""
 
     kind: str
-    attention_tensor: torch.Tensor
-    """(layer, head, query, key) on the model's device; each row sums to 1."""
+    attention_layers: tuple[torch.Tensor, ...]
+    """Per layer, (head, query, key) on the model's device, as the model returned them (views of its batch, no
+    copy); each row sums to 1. `attention_tensor` stacks them only when a view needs every layer at once."""
     hidden_tensor: torch.Tensor
     """(layer + 1, token, hidden) on the model's device; index 0 is the embedding output."""
     head_stats: dict[str, np.ndarray]
@@ -98,7 +99,18 @@ class MaskRun:
 
     @property
     def length(self) -> int:
-        return self.attention_tensor.shape[-1]
+        return self.attention_layers[0].shape[-1]
+
+    @property
+    def attention_tensor(self) -> torch.Tensor:
+        """(layer, head, query, key), every layer in one tensor: stacked the first time a view draws every head
+        (bertviz, the thumbnails, rollout); the layers then become views of it, so the weights are held once.
+        (At 512 tokens of BERT-base both masks' stack is 300 MB of copying that a heatmap never needs.)"""
+        if "attentions" not in self._device:
+            stacked = torch.stack(self.attention_layers)
+            self._device["attentions"] = stacked
+            self.attention_layers = tuple(stacked)
+        return self._device["attentions"]
 
     @property
     def allowed(self) -> np.ndarray:
@@ -124,8 +136,8 @@ class MaskRun:
         if "attentions" in self._host:
             whole = self._host["attentions"][layer, head]
             return whole if query is None else whole[query]
-        index = (layer, head) if query is None else (layer, head, query)
-        return to_host(self.attention_tensor[index])
+        weights = self.attention_layers[layer][head]
+        return to_host(weights if query is None else weights[query])
 
     def hidden(self, layer: int, token: int | None = None) -> np.ndarray:
         """(token, hidden) after `layer` (0: the embedding output), or one token's vector, float32."""
@@ -138,7 +150,7 @@ class MaskRun:
     def rollout_tensor(self) -> torch.Tensor:
         """(layer, query, key) rollout on the device, computed the first time it is asked for."""
         if "rollout" not in self._device:
-            self._device["rollout"] = rollout(self.attention_tensor).to(self.attention_tensor.dtype)
+            self._device["rollout"] = rollout(self.attention_layers).to(self.attention_layers[0].dtype)
         return self._device["rollout"]
 
     @property
@@ -162,7 +174,8 @@ class MaskRun:
     @property
     def nbytes(self) -> int:
         """Bytes held: the tensors, the statistics, and host copies that are not views of a tensor."""
-        tensors = {"attentions": self.attention_tensor, "hidden_states": self.hidden_tensor, **self._device}
+        layers = {} if "attentions" in self._device else {f"layer{i}": t for i, t in enumerate(self.attention_layers)}
+        tensors = {**layers, "hidden_states": self.hidden_tensor, **self._device}
         return (
             sum(_tensor_bytes(t) for t in tensors.values())
             + sum(a.nbytes for a in self.head_stats.values())
@@ -238,7 +251,7 @@ class Analysis:
         512 tokens: 330 of 360 MB), and float16's ~3 significant digits are more than any view shows.
         Exact zeros (the causal mask) stay exact; hidden states stay float32 for cosines; rollout, computed
         when asked, follows the attentions' dtype. The tensors stay on their device."""
-        half = {kind: replace(run, attention_tensor=run.attention_tensor.half()) for kind, run in self.runs.items()}
+        half = {kind: replace(run, attention_layers=tuple(t.half() for t in run.attention_layers)) for kind, run in self.runs.items()}
         return replace(self, runs=half)
 
     def divergence(self) -> np.ndarray:
@@ -322,7 +335,7 @@ def analyze_encoding(
     # The big tensors stay on the model's device; only statistics, top-k and the embedding check come to
     # the host here (see MaskRun). Stacked once so each run holds one tensor (a view of the batch).
     hidden = torch.stack(out.hidden_states, dim=1)  # (mask, layer + 1, token, hidden)
-    attn = torch.stack(out.attentions, dim=1)  # (mask, layer, head, query, key)
+    attn = out.attentions  # per layer (mask, head, query, key): not stacked (see MaskRun.attention_tensor)
     embeddings = _embeddings(loaded, cache, hidden[0, 0])
     specials = _special_positions(loaded, encoding)
 
@@ -335,7 +348,7 @@ def analyze_encoding(
     for i, kind in enumerate(mask_types):
         runs[kind] = MaskRun(
             kind=kind,
-            attention_tensor=attn[i],
+            attention_layers=tuple(layer[i] for layer in attn),
             hidden_tensor=hidden[i],
             head_stats={k: v[i] for k, v in stats.items()},
             mlm={p: predictions[i][j] for j, p in enumerate(mlm_positions)} if predictions else {},

@@ -22,9 +22,10 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from . import hooks, masks
+from . import errors, hooks, masks
+from .experiments import CHUNKS
 from .corpus import MAX_CORPUS_BYTES, MAX_ROWS, MAX_SENTENCE_CHARS, read_corpus, shipped_corpus
-from .errors import BertlabError, InputError
+from .errors import InputError
 from .loading import LoadedModel
 from .senses import tokenize
 
@@ -41,8 +42,9 @@ BATCH_TOKENS = 4096
 pairwise divergences (BERT-base: 144 heads x 4096 x 64 keys x 4 bytes = 150 MB at 64 tokens)."""
 
 
-class Stopped(BertlabError):
-    """Long work (the atlas, influence) was stopped between two batches because `should_stop()` said so."""
+class Stopped(errors.Stopped):
+    """Long work (the atlas, influence) stopped between two batches because `should_stop()` said so; a
+    `bertlab.Stopped` (what a progress callback may raise to the same end) that says how far it got."""
 
     def __init__(self, done: int, total: int, unit: str = "sentences") -> None:
         super().__init__(f"Stopped after {done:,} of {total:,} {unit}.")
@@ -284,9 +286,10 @@ def atlas(
     should_stop: Callable[[], bool] | None = None,
     batch_tokens: int = BATCH_TOKENS,
 ) -> Atlas:
-    """Every head of `loaded` over `sentences` under `mask`, in padded batches of sentences of similar length.
-    `progress(done, total)` is called after each batch (and with 0 first); `should_stop()` is asked before each
-    batch, and a True answer raises `Stopped` (a page's Stop button ends the work within one batch)."""
+    """Every head of `loaded` over `sentences` under `mask`, in padded batches of sentences of similar length (at
+    least experiments.CHUNKS of them). `progress(done, total)` is called after each batch (and with 0 first) and
+    may raise bertlab.Stopped to end the work there; `should_stop()` is asked before each batch, and a True answer
+    raises `Stopped` (a page's Stop button ends the work within one batch)."""
     if mask not in masks.MASK_TYPES:
         raise InputError(f"Unknown mask '{mask}': choose one of {', '.join(masks.MASK_TYPES)}.")
     sentences = clean(sentences)
@@ -302,6 +305,7 @@ def atlas(
     js = torch.zeros(count, count, dtype=torch.float64)
     tokens = 0
     known: dict[int, bool] = {}
+    most = max(1, -(-total // CHUNKS))  # sentences a batch may hold, so there are CHUNKS batches or more
     done = 0
     if progress:
         progress(0, total)
@@ -309,7 +313,7 @@ def atlas(
         if should_stop and should_stop():
             raise Stopped(done, total)
         end = done + 1  # sorted by length: the chunk's last sentence sets its padded length
-        while end < total and (end + 1 - done) * lengths[order[end]] <= batch_tokens:
+        while end < total and end - done < most and (end + 1 - done) * lengths[order[end]] <= batch_tokens:
             end += 1
         chunk = order[done:end]
         batch = tokenize(loaded, [sentences[i] for i in chunk])

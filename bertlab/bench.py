@@ -165,11 +165,12 @@ def measure_host_bytes(loaded: LoadedModel, tokens: int = 512) -> dict:
 
 def run_bench(
     size: str = "bert-base", device: str | None = None, repeats: int = 7, browser: bool = True, analyses: int = 200,
-    p4_size: str = "bert-large",
+    p4_size: str = "bert-large", dtype: str = "auto", families: bool = False,
 ) -> dict:
     result: dict = {"model_config": size, "notes": []}
-    loaded = random_model(size, device)
+    loaded = random_model(size, device, dtype)
     result["device"] = str(loaded.device)
+    result["dtype"] = loaded.info.dtype
     result["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
     if loaded.device.type == "cuda":
         result["machine"] += f", {torch.cuda.get_device_name()}"
@@ -183,7 +184,9 @@ def run_bench(
     else:
         result["notes"].append("p4_ms: no CUDA GPU on this machine; run the bench on a GPU with --device cuda.")
     # One analysis with the shape P4 names (BERT-large at 512 tokens): the byte counts depend on shapes only.
-    result.update(measure_host_bytes(loaded if p4_size == size else random_model(p4_size, device)), p4_model_config=p4_size)
+    result.update(measure_host_bytes(loaded if p4_size == size else random_model(p4_size, device, dtype)), p4_model_config=p4_size)
+    if families:
+        result.update(measure_families(repeats, device))
     del loaded
     for key in ("p3_bytes_128", "p3_bytes_512", "p5_seconds", "p6_rss_mb", "p6_rss_growth_mb"):
         result.setdefault(key, None)
@@ -309,7 +312,7 @@ def half_agreement(reference, half) -> dict:
 def main(args) -> int:
     result = run_bench(
         args.model_config, args.device, args.repeats, browser=not args.no_browser, analyses=args.analyses,
-        p4_size=args.p4_model_config,
+        p4_size=args.p4_model_config, dtype=getattr(args, "dtype", "auto"), families=getattr(args, "families", False),
     )
     if args.json:
         print(json.dumps(result))

@@ -23,7 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     def model_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", default=DEFAULT_MODEL, help="hub id, local directory, or 'minilm' (packaged, offline)")
         p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-        p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+        p.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
+                       help="auto: bfloat16 on a CUDA GPU, float32 elsewhere")
         p.add_argument("--json", action="store_true", help="print one JSON object")
 
     analyze = sub.add_parser("analyze", help="tokens, MLM at each [MASK] under both masks, NSP")
@@ -102,6 +103,10 @@ def _parser() -> argparse.ArgumentParser:
     near.add_argument("--k", type=int, default=5)
     model_options(near)
 
+    index = sub.add_parser("index", help="build a corpus index and keep it in the cache folder (BERTLAB_CACHE_DIR)")
+    index.add_argument("corpus", nargs="?", help="a .tsv/.csv with word, sense, sentence (default: the shipped corpus)")
+    model_options(index)
+
     _influence_parsers(sub, model_options)
 
     prefetch = sub.add_parser("prefetch", help="download checkpoints into the local cache for offline use")
@@ -110,6 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="speed and size against references measured in the same run")
     bench.add_argument("--model-config", default="bert-base", help="bert-base, bert-large, ... (random-init weights)")
     bench.add_argument("--device", default="auto")
+    bench.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
+                       help="auto: bfloat16 on a CUDA GPU, float32 elsewhere")
+    bench.add_argument("--families", action="store_true", help="also time every family at one shape (p1_family_ratios)")
     bench.add_argument("--repeats", type=int, default=7)
     bench.add_argument("--analyses", type=int, default=200, help="distinct analyses for the memory figure (0: skip)")
     bench.add_argument("--no-browser", action="store_true", help="skip the Chromium figures (P3, P5)")
@@ -158,7 +166,7 @@ def _run(args: argparse.Namespace) -> int:
         for name, path in zip(args.models, prefetch(args.models)):
             print(f"{name}: {path}")
         return 0
-    if args.command in ("probe-senses", "neighbors"):
+    if args.command in ("probe-senses", "neighbors", "index"):
         return _corpus_command(args)
     if args.command in ("influence", "atlas"):
         return _influence_command(args)
@@ -376,7 +384,10 @@ def _senses_text(data: dict) -> str:
 
 
 def _corpus_command(args: argparse.Namespace) -> int:
-    """probe-senses and neighbors: the corpus is read (and refused) before the model loads."""
+    """probe-senses, neighbors and index: the corpus is read (and refused) before the model loads; the index comes
+    from the cache folder when one was built before (bertlab.corpus.stored_index)."""
+    import time
+
     from . import corpus as corpora
     from .loading import load_model
 
@@ -388,7 +399,15 @@ def _corpus_command(args: argparse.Namespace) -> int:
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     if loaded.info.notice:
         print(f"notice: {loaded.info.notice}", file=sys.stderr)
-    index = corpora.build_index(loaded, corpus)
+    began = time.perf_counter()
+    index = corpora.stored_index(loaded, corpus)
+    if args.command == "index":
+        path, _ = corpora.index_path(loaded, corpus)
+        data = {"model": loaded.info.name, "corpus": corpus.name, "sentences": len(index), "path": str(path),
+                "seconds": round(time.perf_counter() - began, 3), "mb": round(index.nbytes / 2**20, 2)}
+        print(json.dumps(data) if args.json else f"{data['sentences']} sentences of {corpus.name} by {loaded.info.name}: "
+              f"{path} ({data['mb']} MB, {data['seconds']} s)")
+        return 0
     if index.skipped:
         print(f"notice: {len(index.skipped)} sentence(s) left out: the word lies beyond {loaded.max_length} tokens.", file=sys.stderr)
     if args.command == "probe-senses":

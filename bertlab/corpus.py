@@ -17,6 +17,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
+import logging
+import os
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -32,6 +36,8 @@ from .errors import InputError, TargetNotFoundError
 from .loading import LoadedModel
 from .senses import find_word, hidden_under_masks, lowercases, pca2, pool, token_span, tokenize
 from .tokens import check_text
+
+log = logging.getLogger(__name__)
 
 COLUMNS = ("word", "sense", "sentence")
 ORDERS = ("before", "after")
@@ -410,6 +416,110 @@ def build_index(
         pieces=[pieces[i] for i in kept],
         norms=norms[:, :, kept] if len(kept) < n else norms,
     )
+
+
+# --- the index on disk --------------------------------------------------------------------------
+# An index is built once per (model identity, corpus content, mask set) and kept in a cache folder, so a second
+# server start (or a second process) reads it instead of running the model over the corpus again. A file is only
+# trusted when everything it was built from matches; anything else (stale, corrupt, cut short) is rebuilt.
+
+INDEX_FORMAT = 1
+"""Bumped whenever what an index file holds changes: older files are then rebuilt, never misread."""
+
+
+def cache_dir() -> Path:
+    """Where bertlab keeps what it can rebuild (corpus indexes): BERTLAB_CACHE_DIR, else the user's cache folder
+    (~/.cache/bertlab). Safe to delete at any time."""
+    configured = os.environ.get("BERTLAB_CACHE_DIR")
+    if configured:
+        return Path(configured).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bertlab"
+
+
+_identities: dict[int, str] = {}
+
+
+def model_identity(loaded: LoadedModel) -> str:
+    """A fingerprint of what an index depends on in the model: its family, dtype and tokenizer (the whole
+    vocabulary and its rules), and every parameter's name, shape and first values: another checkpoint, a
+    fine-tune, or random weights of the same shape never share a fingerprint. Computed once per loaded model."""
+    key = id(loaded.encoder)
+    if key not in _identities:
+        digest = hashlib.sha256(f"{loaded.info.family}\0{loaded.info.dtype}\0".encode())
+        backend = getattr(loaded.tokenizer, "backend_tokenizer", None)
+        if backend is not None:  # its rules and vocabulary, without the padding and truncation a call last set
+            rules = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("padding", "truncation")}
+        else:
+            rules = loaded.tokenizer.get_vocab()
+        digest.update(json.dumps(rules, sort_keys=True).encode())
+        with torch.inference_mode():
+            for name, parameter in loaded.encoder.named_parameters():
+                digest.update(f"{name}{tuple(parameter.shape)}".encode())
+                digest.update(parameter.detach().flatten()[:64].float().cpu().numpy().tobytes())
+        _identities[key] = digest.hexdigest()
+    return _identities[key]
+
+
+def index_path(loaded: LoadedModel, corpus: Corpus, mask_types: tuple[str, ...] = masks.MASK_TYPES,
+               directory: Path | None = None) -> tuple[Path, str]:
+    """The file an index of `corpus` by this model under `mask_types` lives in, and the key it must carry."""
+    key = hashlib.sha256(f"{INDEX_FORMAT}\0{model_identity(loaded)}\0{corpus.digest}\0{','.join(mask_types)}".encode()).hexdigest()
+    return (directory or cache_dir()) / f"index-{key[:40]}.npz", key
+
+
+def read_index(path: Path, key: str, loaded: LoadedModel, corpus: Corpus, mask_types: tuple[str, ...]) -> CorpusIndex:
+    """An index from disk, only if it is exactly the one asked for; raises ValueError (or an I/O error) otherwise."""
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["meta"]))
+        if meta.get("key") != key or meta.get("format") != INDEX_FORMAT or tuple(meta.get("mask_types", ())) != tuple(mask_types):
+            raise ValueError("it was built from something else")
+        vectors, norms, rows = data["vectors"], data["norms"], data["rows"]
+    pieces = [tuple(p) for p in meta["pieces"]]
+    expected = (len(mask_types), loaded.info.layers + 1, len(rows), loaded.info.hidden_size)
+    if vectors.shape != expected or norms.shape != expected[:3] or len(pieces) != len(rows):
+        raise ValueError(f"its arrays are {vectors.shape}, not {expected}")
+    if len(rows) and (rows.min() < 0 or rows.max() >= len(corpus)):
+        raise ValueError("its rows are not the corpus's")
+    return CorpusIndex.from_vectors(loaded.info.name, corpus, vectors, mask_types, rows=rows, pieces=pieces, norms=norms)
+
+
+def write_index(path: Path, key: str, index: CorpusIndex) -> None:
+    """Write atomically: a temporary file beside it, then a rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"key": key, "format": INDEX_FORMAT, "mask_types": list(index.mask_types), "model": index.model,
+            "corpus": index.corpus.name, "pieces": [list(p) for p in index.pieces]}
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            np.savez(handle, vectors=index.vectors, norms=index.norms, rows=index.rows, meta=np.array(json.dumps(meta)))
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def stored_index(
+    loaded: LoadedModel,
+    corpus: Corpus,
+    progress: Callable[[int, int], None] | None = None,
+    mask_types: tuple[str, ...] = masks.MASK_TYPES,
+    directory: Path | None = None,
+) -> CorpusIndex:
+    """The index from the cache folder when a valid one is there; else built (with `progress`) and stored. A
+    folder that cannot be written only costs the next process a rebuild."""
+    path, key = index_path(loaded, corpus, mask_types, directory)
+    if path.exists():
+        try:
+            index = read_index(path, key, loaded, corpus, mask_types)
+            log.info("corpus index of %s by %s read from %s", corpus.name, loaded.info.name, path)
+            return index
+        except Exception as err:  # numpy, zipfile and json each raise their own: none of it is trusted
+            log.warning("rebuilding the corpus index %s: %s", path, err)
+    index = build_index(loaded, corpus, progress=progress, mask_types=mask_types)
+    try:
+        write_index(path, key, index)
+    except OSError as err:
+        log.warning("could not keep the corpus index in %s: %s", path.parent, err)
+    return index
 
 
 def occurrence(loaded: LoadedModel, sentence: str, word: str, mask_types: tuple[str, ...] = masks.MASK_TYPES) -> dict[str, np.ndarray]:

@@ -166,14 +166,16 @@ def norm_based(loaded: LoadedModel, attentions: torch.Tensor, values: torch.Tens
     return torch.stack(out)
 
 
-def _row_budget(loaded: LoadedModel, length: int) -> int:
-    """Rows per forward pass within experiments.ROW_BUDGET attention cells."""
-    return max(1, experiments.ROW_BUDGET // (loaded.info.heads * length * length))
+def _row_budget(loaded: LoadedModel, length: int, rows: int) -> int:
+    """Rows per forward pass for `rows` rows: within experiments.ROW_BUDGET attention cells, and in
+    experiments.CHUNKS passes or more (so progress moves and a Stop ends the work within one pass)."""
+    budget = max(1, experiments.ROW_BUDGET // (loaded.info.heads * length * length))
+    return max(1, min(rows, budget, rows // experiments.CHUNKS))
 
 
 def zeroing_rows(loaded: LoadedModel, length: int) -> int:
     """Rows per value-zeroing pass: the unmodified row and at least one token."""
-    return max(2, _row_budget(loaded, length))
+    return max(2, _row_budget(loaded, length, length + 1))
 
 
 def value_zeroing(loaded: LoadedModel, encoding: Encoding, position: int, mask: str,
@@ -253,7 +255,7 @@ def occlusion(loaded: LoadedModel, encoding: Encoding, position: int, mask: str,
     occluded = [t.position for t in encoding.tokens if not t.special]
     ids = encoding.input_ids.expand(len(occluded) + 1, -1).clone()
     ids[torch.arange(1, len(occluded) + 1), occluded] = replace_with
-    chunk = _row_budget(loaded, n)
+    chunk = _row_budget(loaded, n, ids.shape[0])
     read = []
     for start in range(0, ids.shape[0], chunk):
         part = ids[start:start + chunk]
@@ -278,7 +280,7 @@ def occlusion(loaded: LoadedModel, encoding: Encoding, position: int, mask: str,
 
 
 def _ig_hidden(loaded: LoadedModel, encoding: Encoding, position: int, mask: str, reference: torch.Tensor,
-               steps: int) -> tuple[np.ndarray, dict]:
+               steps: int, progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, dict]:
     """Integrated gradients without an MLM head: of f(input) = cosine(P's last hidden state, its unmodified value),
     on the word-embedding layer with Captum, from experiments.attribute's baseline (every token that is not
     [CLS], [SEP] or [MASK] replaced by the padding token)."""
@@ -291,16 +293,21 @@ def _ig_hidden(loaded: LoadedModel, encoding: Encoding, position: int, mask: str
     grid = masks.stacked((mask,), n, torch.float32)
     reference = reference.to(device).float()
 
+    done = [0]
+
     def f(input_ids: torch.Tensor) -> torch.Tensor:
         rows = input_ids.shape[0]
         out, _ = hooks.run(loaded, input_ids, segments.expand(rows, -1), grid.expand(rows, -1, -1, -1), grad=True)
+        if progress and torch.is_grad_enabled():  # Captum's steps (the completeness check's rows are not steps)
+            done[0] = min(steps, done[0] + rows)
+            progress(done[0], steps)
         return torch.nn.functional.cosine_similarity(out.last_hidden_state[:, position].float(), reference[None], dim=-1)
 
     ids = encoding.input_ids.to(device)
     keep = sorted({tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.mask_token_id} - {None})
     kept = torch.isin(ids, torch.tensor(keep, device=device, dtype=ids.dtype)) if keep else torch.zeros_like(ids, dtype=torch.bool)
     baseline = torch.where(kept, ids, torch.full_like(ids, tokenizer.pad_token_id))
-    rows = max(1, min(steps, experiments.ROW_BUDGET // (3 * loaded.info.heads * n * n)))
+    rows = max(1, min(steps, experiments.ROW_BUDGET // (3 * loaded.info.heads * n * n), steps // experiments.CHUNKS))
     with loaded.lock, torch.enable_grad():
         ig = LayerIntegratedGradients(f, loaded.word_embeddings)
         attributions, delta = ig.attribute(ids, baselines=baseline, n_steps=steps, internal_batch_size=rows,
@@ -318,8 +325,9 @@ def influence(loaded: LoadedModel, encoding: Encoding, position: int | None = No
               should_stop: Callable[[], bool] | None = None) -> Influence:
     """The six measures for position P (default: the first [MASK]) under the mask the model was trained with.
     `token`: the token whose probability occlusion and integrated gradients explain (default: the MLM head's top
-    guess at P); ignored without an MLM head. `progress(done, total)` after each batched pass (and with 0 first);
-    `should_stop()` is asked between passes, and a True answer raises `Stopped`."""
+    guess at P); ignored without an MLM head. `progress(done, total)` after each batched pass and each of
+    integrated gradients' steps (and with 0 first); it may raise bertlab.Stopped to end the work there, and
+    `should_stop()` is asked at the same points: a True answer raises `Stopped`."""
     n = len(encoding)
     if position is None:
         if not encoding.mask_positions:
@@ -333,22 +341,28 @@ def influence(loaded: LoadedModel, encoding: Encoding, position: int | None = No
     layers = loaded.info.layers
     tokenizer = loaded.tokenizer
     has_mlm = loaded.mlm_head is not None
-    passes = (1 + -(-n // (zeroing_rows(loaded, n) - 1)) + 1
-              + -(-(sum(not t.special for t in encoding.tokens) + 1) // _row_budget(loaded, n)))
+    occluded_rows = sum(not t.special for t in encoding.tokens) + 1
+    total = (1 + -(-n // (zeroing_rows(loaded, n) - 1)) + steps
+             + -(-occluded_rows // _row_budget(loaded, n, occluded_rows)))
     done = [0]
 
-    def step() -> None:
-        """One pass done: say so, and stop here if asked."""
-        done[0] += 1
+    def step(count: int = 1) -> None:
+        """`count` more steps done: say so, and stop here if asked."""
+        if count == 0 and done[0]:
+            return
+        done[0] += count
         if progress:
-            progress(done[0], passes)
-        if should_stop and should_stop() and done[0] < passes:
-            raise Stopped(done[0], passes, "passes")
+            progress(done[0], total)
+        if should_stop and done[0] < total and should_stop():
+            raise Stopped(done[0], total, "steps")
 
-    if progress:
-        progress(0, passes)
-    if should_stop and should_stop():
-        raise Stopped(0, passes, "passes")
+    def ig_step(ig_done: int, ig_total: int) -> None:
+        """Integrated gradients' own progress (interpolation steps), as steps of the whole."""
+        step(ig_done - ig_seen[0])
+        ig_seen[0] = ig_done
+
+    ig_seen = [0]
+    step(0)
 
     # one plain row: every layer's attention and value vectors, P's last hidden state
     out, cache = hooks.run(loaded, encoding.input_ids, encoding.token_type_ids, masks.stacked((mask,), n, loaded.dtype),
@@ -366,16 +380,16 @@ def influence(loaded: LoadedModel, encoding: Encoding, position: int | None = No
     replace_with, replacement = replacement_id(loaded)
     completeness = None
     if has_mlm:
-        attribution = experiments.attribute(loaded, encoding, position, token, steps=steps)
+        attribution = experiments.attribute(loaded, encoding, position, token, steps=steps, progress=ig_step)
         target = attribution.target
         target_id = tokenizer.convert_tokens_to_ids(target)
         ig, completeness = attribution.scores, attribution.completeness
         explained = f"log P(“{target}”) at position {position}"
     else:
         target, target_id = None, None
-        ig, completeness = _ig_hidden(loaded, encoding, position, mask, last, steps)
+        ig, completeness = _ig_hidden(loaded, encoding, position, mask, last, steps, ig_step)
         explained = f"the cosine of position {position}'s last hidden state to its unmodified value"
-    step()
+    step(steps - ig_seen[0])  # whatever of the steps integrated gradients did not report
     occluded = occlusion(loaded, encoding, position, mask, target_id, replace_with, step)
 
     raw = {

@@ -34,7 +34,7 @@ if info.mask_as_trained == "causal":
 found = lab_long.long_work(
     loaded, "influence", (lab_ui.encoding_key(encoding), position),
     lambda progress, should_stop: influence(loaded, encoding, position, progress=progress, should_stop=should_stop),
-    label=f"Measuring how every token influences position {position} six ways", unit="batched passes",
+    label=f"Measuring how every token influences position {position} six ways", unit="steps",
 )
 if found is None:
     st.stop()

@@ -56,6 +56,20 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory, name: str, seed: int, b
     return directory
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cache_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Corpus indexes kept by this test session go to a temporary folder (the app server started by the tests
+    inherits it), never to the user's cache."""
+    folder = tmp_path_factory.mktemp("bertlab-cache")
+    previous = os.environ.get("BERTLAB_CACHE_DIR")
+    os.environ["BERTLAB_CACHE_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("BERTLAB_CACHE_DIR", None)
+    else:
+        os.environ["BERTLAB_CACHE_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A BERT with MLM and NSP heads (BertForPreTraining), random weights, on disk."""

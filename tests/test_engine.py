@@ -455,3 +455,14 @@ def test_senses_bad_input(tiny_bert):
     # "bank" inside "banker" is not the word bank:
     with pytest.raises(bertlab.TargetNotFoundError):
         bertlab.senses(tiny_bert, "ban", ["the bank.", "a bank"])
+
+
+def test_precision_is_bfloat16_on_cuda_and_float32_elsewhere():
+    from bertlab.loading import pick_dtype
+
+    assert pick_dtype(torch.device("cuda")) == "bfloat16"
+    assert pick_dtype(torch.device("cpu")) == "float32" and pick_dtype(torch.device("mps"), "auto") == "float32"
+    assert pick_dtype(torch.device("cuda"), "float32") == "float32", "an explicit choice wins"
+    with pytest.raises(bertlab.ModelLoadError, match="Unknown precision"):
+        pick_dtype(torch.device("cpu"), "float8")
+    assert bertlab.load_model("minilm", device="cpu").info.dtype == "float32"

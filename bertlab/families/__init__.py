@@ -205,6 +205,16 @@ def bert_points(attention: str = "attention.self", q: str = "query", k: str = "k
 BERT_NORMS = ("attention.output.LayerNorm", "output.LayerNorm")
 
 
+def bert_embedding(projection: str | None = None, projection_first: bool = False) -> Embedding:
+    """BERT's embeddings module (copied by RoBERTa, ALBERT, ELECTRA, DeBERTa): word + token type + position
+    lookups, LayerNorm; a projection to the hidden width where the family has one."""
+    return Embedding(
+        parts={"embed.token": "embeddings.word_embeddings", "embed.segment": "embeddings.token_type_embeddings",
+               "embed.position": "embeddings.position_embeddings"},
+        out="embeddings", norm="embeddings.LayerNorm", projection=projection, projection_first=projection_first,
+    )
+
+
 def fused(output: torch.Tensor, chunk: int | None) -> torch.Tensor:
     """One third of a fused q/k/v projection's output (the whole output when `chunk` is None)."""
     if chunk is None:

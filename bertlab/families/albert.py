@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import transformers
 
-from . import Adapter, Embedding, Point, Sizes
+from . import Adapter, Point, Sizes, bert_embedding
 
 
 def _heads(model, config, present: tuple[str, ...]) -> dict:
@@ -45,11 +45,7 @@ ADAPTER = Adapter(
     teaches="fewer parameters: factorized embeddings (E < H, then a projection) and one layer's weights shared by every layer",
     checkpoints=("albert-base-v2", "albert-large-v2", "albert-xlarge-v2", "albert-xxlarge-v2", "albert/albert-base-v2"),
     layers="encoder.albert_layer_groups",
-    embedding=Embedding(
-        parts={"embed.token": "embeddings.word_embeddings", "embed.segment": "embeddings.token_type_embeddings",
-               "embed.position": "embeddings.position_embeddings"},
-        out="embeddings", norm="embeddings.LayerNorm", projection="encoder.embedding_hidden_mapping_in",
-    ),
+    embedding=bert_embedding(projection="encoder.embedding_hidden_mapping_in"),
     points={
         "in": Point("", "in"),
         "attn.q": Point("attention.query", "out"),

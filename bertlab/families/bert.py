@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import transformers
 
-from . import BERT_NORMS, Adapter, Embedding, Sizes, bert_points
+from . import BERT_NORMS, Adapter, Sizes, bert_embedding, bert_points
 
 
 def _heads(model, config, present: tuple[str, ...]) -> dict:
@@ -37,11 +37,7 @@ ADAPTER = Adapter(
         "nlptown/bert-base-multilingual-uncased-sentiment", "sentence-transformers/all-MiniLM-L6-v2",
     ),
     layers="encoder.layer",
-    embedding=Embedding(
-        parts={"embed.token": "embeddings.word_embeddings", "embed.segment": "embeddings.token_type_embeddings",
-               "embed.position": "embeddings.position_embeddings"},
-        out="embeddings", norm="embeddings.LayerNorm",
-    ),
+    embedding=bert_embedding(),
     points=bert_points(),
     norm_placement="post",
     norms=BERT_NORMS,

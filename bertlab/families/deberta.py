@@ -10,7 +10,7 @@ import transformers
 
 from dataclasses import replace
 
-from . import BERT_NORMS, Adapter, Embedding, HeadTerms, Sizes, bert_points, project
+from . import BERT_NORMS, Adapter, HeadTerms, Sizes, bert_embedding, bert_points, project
 
 
 def _heads(model, config, present: tuple[str, ...]) -> dict:
@@ -75,11 +75,7 @@ ADAPTER = Adapter(
     checkpoints=("microsoft/deberta-v3-base", "microsoft/deberta-v3-small", "microsoft/deberta-v3-xsmall",
                  "microsoft/deberta-v3-large", "microsoft/mdeberta-v3-base", "microsoft/deberta-v2-xlarge"),
     layers="encoder.layer",
-    embedding=Embedding(
-        parts={"embed.token": "embeddings.word_embeddings", "embed.segment": "embeddings.token_type_embeddings",
-               "embed.position": "embeddings.position_embeddings"},
-        out="embeddings", norm="embeddings.LayerNorm", projection="embeddings.embed_proj", projection_first=True,
-    ),
+    embedding=bert_embedding(projection="embeddings.embed_proj", projection_first=True),
     points=_points(),
     norm_placement="post",
     norms=BERT_NORMS,

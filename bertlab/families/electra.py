@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import transformers
 
-from . import BERT_NORMS, Adapter, Embedding, Sizes, bert_points
+from . import BERT_NORMS, Adapter, Sizes, bert_embedding, bert_points
 
 
 def _heads(model, config, present: tuple[str, ...]) -> dict:
@@ -31,11 +31,7 @@ ADAPTER = Adapter(
     checkpoints=("google/electra-small-discriminator", "google/electra-base-discriminator",
                  "google/electra-large-discriminator", "google/electra-small-generator", "google/electra-base-generator"),
     layers="encoder.layer",
-    embedding=Embedding(
-        parts={"embed.token": "embeddings.word_embeddings", "embed.segment": "embeddings.token_type_embeddings",
-               "embed.position": "embeddings.position_embeddings"},
-        out="embeddings", norm="embeddings.LayerNorm", projection="embeddings_project",
-    ),
+    embedding=bert_embedding(projection="embeddings_project"),
     points=bert_points(),
     norm_placement="post",
     norms=BERT_NORMS,
