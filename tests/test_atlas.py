@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+import bertlab
 from bertlab import InputError, hooks, masks
 from bertlab.atlas import (BEHAVIOURS, STATS, Stopped, atlas, classical_mds, js_from_mixtures, js_sums, punctuation,
                            read_sentences)
@@ -124,6 +125,14 @@ def test_stop_between_batches_and_typical_sentences(family_models):
         atlas(loaded, SENTENCES, batch_tokens=40, progress=lambda done, total: seen.append(done), should_stop=lambda: len(seen) > 1)
     assert 0 < stopped.value.done < len(SENTENCES) and stopped.value.total == len(SENTENCES)
     assert seen[-1] == stopped.value.done, "stopped before the next batch started"
+    assert isinstance(stopped.value, bertlab.Stopped)
+
+    def impatient(done: int, total: int) -> None:  # the lead's pattern: a progress callback raises bertlab.Stopped
+        if done >= 2:
+            raise bertlab.Stopped("enough")
+
+    with pytest.raises(bertlab.Stopped, match="enough"):
+        atlas(loaded, SENTENCES, batch_tokens=40, progress=impatient)
     result = atlas(loaded, SENTENCES)
     layer, head = 1, 2
     i = result.index(layer, head)
