@@ -167,10 +167,11 @@ def norm_based(loaded: LoadedModel, attentions: torch.Tensor, values: torch.Tens
 
 
 def _row_budget(loaded: LoadedModel, length: int, rows: int) -> int:
-    """Rows per forward pass for `rows` rows: within experiments.ROW_BUDGET attention cells, and in
-    experiments.CHUNKS passes or more (so progress moves and a Stop ends the work within one pass)."""
-    budget = max(1, experiments.ROW_BUDGET // (loaded.info.heads * length * length))
-    return max(1, min(rows, budget, rows // experiments.CHUNKS))
+    """Rows per forward pass for `rows` rows, within experiments.ROW_BUDGET attention cells. Not cut into
+    experiments.CHUNKS passes as integrated gradients' steps are: those steps already make progress move (the
+    value-zeroing and occlusion passes each cost about a quarter of them), and on a CPU eight small passes cost up
+    to several times one batched pass."""
+    return max(1, min(rows, experiments.ROW_BUDGET // (loaded.info.heads * length * length)))
 
 
 def zeroing_rows(loaded: LoadedModel, length: int) -> int:
