@@ -39,6 +39,10 @@ PAGES = {
     "Compare": [
         st.Page("pages/compare_models.py", title="Compare models", icon="⚖️", url_path="compare"),
     ],
+    "Research": [
+        st.Page("pages/token_influence.py", title="Does attention explain?", icon="🎯", url_path="influence"),
+        st.Page("pages/head_atlas.py", title="Head atlas", icon="🗺️", url_path="atlas"),
+    ],
 }
 # /lesson, the lesson's name like every page's: Streamlit serves the default page only at "/" (its url_path is
 # reserved, not served), so the same file is registered a second time, hidden, under "lesson". (Not a page that

@@ -175,6 +175,9 @@ def run_bench(
     if loaded.device.type == "cuda":
         result["machine"] += f", {torch.cuda.get_device_name()}"
     result.update(measure_engine(loaded, repeats))
+    influence = measure_influence(loaded, repeats)
+    result["seconds"].update(influence.pop("seconds"))
+    result.update(influence)
     result["p4_ms"] = None
     if loaded.device.type == "cuda":
         result["p4_ms"], result["p4_half_precision"] = measure_gpu(loaded, size)
@@ -204,7 +207,40 @@ def run_bench(
         result.update(measure_corpus(device, repeats))
     except Exception as err:  # a bench reports what it could not measure instead of dying
         result["notes"].append(f"p9: corpus measurement failed: {type(err).__name__}: {err}")
+    result["p11_atlas_seconds"] = None
+    try:
+        atlas = measure_atlas(device, repeats)
+        result["seconds"].update(atlas.pop("seconds"))
+        result.update(atlas)
+    except Exception as err:  # as p9: say what could not be measured
+        result["notes"].append(f"p11: atlas measurement failed: {type(err).__name__}: {err}")
     return result
+
+
+def measure_influence(loaded: LoadedModel, repeats: int) -> dict:
+    """P10: the six influence measures for the [MASK] of a 32-token text (one plain row, value zeroing at every
+    layer in one batched pass, occlusion, integrated gradients) ÷ experiments.attribute alone on the same input."""
+    from .experiments import attribute
+    from .influence import influence
+
+    enc = encode(loaded, text_of(32))
+    position = enc.mask_positions[0]
+    t_attribute = median_seconds(lambda: attribute(loaded, enc, position), max(1, repeats // 2))
+    t_influence = median_seconds(lambda: influence(loaded, enc, position), max(1, repeats // 2))
+    return {"p10_influence_ratio": t_influence / t_attribute,
+            "seconds": {"attribute_32": t_attribute, "influence_32": t_influence}}
+
+
+def measure_atlas(device: str | None = "cpu", repeats: int = 3) -> dict:
+    """P11: the head atlas (every head's behaviour, the JS distances of every pair, the map) over the shipped
+    corpus with the packaged MiniLM, bidirectional (s, median)."""
+    from .atlas import atlas, load_sentences
+    from .loading import PACKAGED_MODEL, load_model
+
+    loaded = load_model(PACKAGED_MODEL, device=device or "auto")
+    sentences = load_sentences()[0]
+    seconds = median_seconds(lambda: atlas(loaded, sentences), max(1, min(3, repeats)), warmup=0)
+    return {"p11_atlas_seconds": seconds, "seconds": {f"atlas_{len(sentences)}_minilm": seconds}}
 
 
 CORPUS_QUERY = ("I sat on the bank and watched the river flow.", "bank")

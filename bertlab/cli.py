@@ -1,5 +1,5 @@
 """Command line: `bertlab analyze|nsp|senses|probe-senses|neighbors|head|layers|ablate|knockout|importance|attribute|
-prefetch|bench|app` (or `python -m bertlab ...`). JSON output is a contract for scripts."""
+influence|atlas|prefetch|bench|app` (or `python -m bertlab ...`). JSON output is a contract for scripts."""
 
 from __future__ import annotations
 
@@ -107,6 +107,8 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("corpus", nargs="?", help="a .tsv/.csv with word, sense, sentence (default: the shipped corpus)")
     model_options(index)
 
+    _influence_parsers(sub, model_options)
+
     prefetch = sub.add_parser("prefetch", help="download checkpoints into the local cache for offline use")
     prefetch.add_argument("models", nargs="+")
 
@@ -166,6 +168,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command in ("probe-senses", "neighbors", "index"):
         return _corpus_command(args)
+    if args.command in ("influence", "atlas"):
+        return _influence_command(args)
     if args.top_k < 1 if args.command == "analyze" else False:
         raise BertlabError("--top-k must be at least 1.")
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
@@ -435,4 +439,74 @@ def _neighbors_text(data: dict) -> str:
     lines = [f"'{data['target']}' at layer {data['layer']}, {data['mask']} mask; vote: {data['vote'] or '(unlabelled corpus)'}"]
     for n in data["neighbors"]:
         lines.append(f"  {n['cosine']:.3f}  {n['sense'] or '-':<12}  {n['sentence']}")
+    return "\n".join(lines)
+
+
+# --- influence and atlas (bertlab.influence, bertlab.atlas) -----------------------------------------------
+
+
+def _influence_parsers(sub, model_options) -> None:
+    influence = sub.add_parser("influence", help="six measures of each input token's influence on one position, and how they agree")
+    influence.add_argument("text")
+    influence.add_argument("--position", type=int, help="the position to explain (default: the first [MASK]; 0 is the first token)")
+    influence.add_argument("--pair", help="second sentence (segment B)")
+    influence.add_argument("--token", help="the token whose probability occlusion and IG explain (default: the top guess)")
+    influence.add_argument("--steps", type=int, default=32, help="integrated-gradients steps (batched)")
+    model_options(influence)
+
+    atlas = sub.add_parser("atlas", help="every head over a corpus: mass to specials, punctuation, neighbours; a map of heads")
+    atlas.add_argument("corpus", nargs="?", help="a .tsv/.csv with a sentence column, or a .txt with one sentence per line (default: shipped)")
+    atlas.add_argument("--mask", default="bidirectional", choices=MASK_TYPES)
+    atlas.add_argument("--limit", type=int, help="only the first N sentences")
+    model_options(atlas)
+
+
+def _influence_command(args: argparse.Namespace) -> int:
+    """influence and atlas: the input (a corpus file) is read and refused before the model loads."""
+    from .loading import load_model
+
+    if args.command == "atlas":
+        from .atlas import atlas, load_sentences
+
+        if args.limit is not None and args.limit < 1:
+            raise BertlabError("--limit must be at least 1.")
+        sentences, _, name = load_sentences(args.corpus)
+        sentences = sentences[: args.limit] if args.limit else sentences
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype)
+    if loaded.info.notice:
+        print(f"notice: {loaded.info.notice}", file=sys.stderr)
+    if args.command == "atlas":
+        data = atlas(loaded, sentences, args.mask, corpus=name).to_dict()
+        print(json.dumps(data) if args.json else _atlas_text(data))
+        return 0
+    from .influence import influence
+    from .tokens import encode
+
+    result = influence(loaded, encode(loaded, args.text, args.pair), args.position, args.token, args.steps)
+    data = result.to_dict()
+    print(json.dumps(data) if args.json else _influence_text(data))
+    return 0
+
+
+def _influence_text(data: dict) -> str:
+    from .influence import METHODS, NAMES
+
+    target = f"log P(“{data['target']}”)" if data["target"] else "its last hidden state"
+    lines = [f"influence on position {data['position']} ({data['token']}), {data['mask']} mask; occlusion and integrated "
+             f"gradients explain {target}; occlusion puts {data['replacement']}",
+             f"{'token':>14} " + " ".join(f"{NAMES[m][:11]:>11}" for m in METHODS)]
+    for i, token in enumerate(data["tokens"]):
+        lines.append(f"{token[:14]:>14} " + " ".join(f"{data['methods'][m][i]:11.3f}" for m in METHODS))
+    lines.append(data["disagreement"])
+    return "\n".join(lines)
+
+
+def _atlas_text(data: dict) -> str:
+    from .atlas import STATS
+
+    lines = [f"{data['model']}: every head over {data['sentences']} sentences ({data['tokens']} tokens) of "
+             f"{data['corpus']}, {data['mask']} mask; mean attention mass per token, entropy in nats",
+             f"{'head':>6} " + " ".join(f"{s:>7}" for s in STATS) + "  dominant"]
+    for h in data["heads"]:
+        lines.append(f"{h['layer']:>3}.{h['head']:<2} " + " ".join(f"{h[s]:7.3f}" for s in STATS) + f"  {h['dominant']}")
     return "\n".join(lines)
