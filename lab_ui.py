@@ -24,6 +24,7 @@ from bertlab.analysis import Analysis, analyze_encoding
 from bertlab import policy
 from bertlab.loading import RANDOM_PREFIX, check_allowed, offline_message, resolve_source
 from bertlab.corpus import Corpus, CorpusIndex, index_path, stored_index
+from bertlab.errors import Stopped
 from bertlab.tokens import Encoding, encode, with_masks
 from lab_widgets import (  # noqa: F401  (pages use them as lab_ui.*; they live in lab_widgets)
     header, notes, presenting, PRESENTER_CSS, image, TITLE_CHARS,
@@ -563,54 +564,105 @@ def guarded(work: Callable[[], T], spinner: str | None = None) -> T:
         st.stop()
 
 
-def long_work(key: str, label: str, work: Callable[[Callable[[int, int], None]], T], unit: str = "") -> T:
-    """Work that can pass a few seconds, with a progress bar per chunk and a Stop button.
+Work = Callable[[Callable[[int, int], None], Callable[[], bool]], T]
+"""work(progress, should_stop) -> result: an engine call with its progress callback and its stop question."""
 
-    `work(progress)` calls `progress(done, total)` after each chunk (the engine's long functions take it). A click on
-    Stop asks Streamlit for a rerun, which ends this run at its next call into Streamlit: the progress bar's update
-    after the chunk under way, so the work stops within one chunk. The rerun then says it was stopped, offers to run
-    it again, and draws nothing that needed it (the page stops there); the rest of the app is as it was."""
-    stopped = f"_stopped_{key}"
-    if st.session_state.get(stopped):
-        left, right = st.columns([4, 1], vertical_alignment="center")
-        left.warning(f"Stopped: {label[0].lower() + label[1:]} was stopped before it finished. Nothing of it is shown.", icon="⏹️")
-        right.button("Run it again", key=f"again_{key}", on_click=lambda: st.session_state.pop(stopped, None), icon=":material/replay:")
-        st.stop()
-    slot = st.empty()
-    with slot.container():
-        left, right = st.columns([5, 1], vertical_alignment="center")
-        bar = left.progress(0.0, text=label)
-        right.button("Stop", key=f"stop_{key}", on_click=lambda: st.session_state.__setitem__(stopped, True),
-                     icon=":material/stop_circle:", help="End this within one step; the rest of the page stays as it is.")
 
-    def progress(done: int, total: int) -> None:
-        bar.progress(min(1.0, done / max(total, 1)), text=f"{label} {done:,} of {total:,}{unit}")
+class _Absent(Exception):
+    """Not in the cache (a look that computes nothing)."""
 
+
+def _absent() -> None:
+    raise _Absent
+
+
+def _stop(state: str, token: str, event: threading.Event, seen: list[int]) -> None:
+    st.session_state[state] = (token, *seen)
+    event.set()
+
+
+def _again(state: str) -> None:
+    st.session_state.pop(state, None)
+
+
+def cached_only(loaded, what: str, inputs: tuple) -> object | None:
+    """The cached result for these inputs, or None: never computes."""
     try:
-        return _one_at_a_time(lambda: work(progress))
-    finally:
-        slot.empty()
+        return cached(loaded, what, inputs, _absent)
+    except _Absent:
+        return None
+
+
+def long_work(loaded, what: str, inputs: tuple, work: Work[T], label: str, unit: str) -> T | None:
+    """The cached result of `work`, or computed now with a progress bar and a Stop button; None after a Stop (the
+    page has then said so and offered to start again). Bad input is a message, never a traceback (guarded).
+
+    How Stop ends it: the engine calls `progress(done, total)` after each batch, which updates the bar, and every
+    Streamlit call is a point where a running script yields to a pending rerun. Clicking Stop asks for a rerun, so
+    the work ends at its next batch (no result is cached); the rerun runs Stop's callback, which records where it
+    stopped, and the page says so with a button to start again. `should_stop` (a threading.Event set by the same
+    callback) stops the engine between batches too, should the script still be running when the callback runs."""
+    state, token = f"_stopped_{what}", repr((loaded.info, inputs))
+    stopped = st.session_state.get(state)
+    if stopped and stopped[0] == token:
+        hit = cached_only(loaded, what, inputs)  # it finished as Stop was clicked
+        if hit is not None:
+            st.session_state.pop(state, None)
+            return hit
+        done, total = stopped[1:]
+        st.info(f"Stopped after {done:,} of {total:,} {unit}: nothing was kept.", icon="⏹️")
+        st.button("Start again", key=f"{what}_again", on_click=_again, args=(state,), icon=":material/play_arrow:")
+        return None
+
+    seen = [0, 0]
+
+    def compute() -> T:
+        slot = st.empty()  # one placeholder: emptied when the work ends, bar and button with it
+        box = slot.container()
+        bar = box.progress(0.0, text=f"{label}…")
+        event = threading.Event()
+        box.button("Stop", key=f"{what}_stop", on_click=_stop, args=(state, token, event, seen), icon=":material/stop:",
+                   help="Ends the work after the batch it is on; nothing is kept.")
+
+        def progress(done: int, total: int) -> None:
+            seen[:] = [done, total]
+            bar.progress(done / max(total, 1), text=f"{label}: {done:,} of {total:,} {unit}")
+
+        try:
+            return _one_at_a_time(lambda: work(progress, event.is_set))
+        finally:
+            slot.empty()
+
+    def attempt() -> T | None:
+        try:
+            return cached(loaded, what, inputs, compute)
+        except Stopped as err:  # bertlab.Stopped: the engine's own says how far it got
+            st.session_state[state] = (token, getattr(err, "done", seen[0]), getattr(err, "total", seen[1]))
+            return None
+
+    result = guarded(attempt)
+    if result is None:
+        st.rerun()
+    return result
 
 
 def corpus_index(loaded: bertlab.LoadedModel, corpus: Corpus, mask_types: tuple[str, ...] = bertlab.MASK_TYPES) -> CorpusIndex:
     """The corpus index for this model: in the one result cache (keyed by the corpus file's hash), else read from
     the disk cache (bertlab.corpus.stored_index), else built with a progress bar, a Stop button and a line that
-    says why."""
-
-    def build() -> CorpusIndex:
-        why = st.empty()
-        if not index_path(loaded, corpus, mask_types)[0].exists():  # read from disk in a moment: nothing to explain
-            masks_said = "under both masks" if len(mask_types) > 1 else f"under its {mask_types[0]} mask"
-            why.info(
-                f"**Building the sense probe's index for {loaded.info.name}.** It runs each of the {len(corpus):,} sentences "
-                f"of {corpus.name} through the model once, {masks_said}, and keeps the word's vector at every layer. "
-                "This happens once per model (a minute or two on a laptop's processor): the index is kept on this "
-                "server's disk, and every later visit, by anyone, reuses it.", icon="⏳")
-        try:
-            return long_work(f"index_{loaded.info.name}", f"Indexing {corpus.name} with {loaded.info.name}:",
-                             lambda progress: stored_index(loaded, corpus, progress=progress, mask_types=mask_types),
-                             unit=" sentences")
-        finally:
-            why.empty()
-
-    return compute(loaded, "corpus_index", (corpus.digest, mask_types), build, spinner="Running {model} over the corpus…")
+    says why. After a Stop the page says so and ends there."""
+    inputs = (corpus.digest, mask_types)
+    why = st.empty()
+    if cached_only(loaded, "corpus_index", inputs) is None and not index_path(loaded, corpus, mask_types)[0].exists():
+        masks_said = "under both masks" if len(mask_types) > 1 else f"under its {mask_types[0]} mask"
+        why.info(
+            f"**Building the sense probe's index for {loaded.info.name}.** It runs each of the {len(corpus):,} sentences "
+            f"of {corpus.name} through the model once, {masks_said}, and keeps the word's vector at every layer. "
+            "This happens once per model (a minute or two on a laptop's processor): the index is kept on this "
+            "server's disk, and every later visit, by anyone, reuses it.", icon="⏳")
+    index = long_work(loaded, "corpus_index", inputs,
+                      lambda progress, _stop: stored_index(loaded, corpus, progress=progress, mask_types=mask_types),
+                      f"Indexing {corpus.name} with {loaded.info.name}", "sentences")
+    why.empty()
+    if index is None:
+        st.stop()
+    return index

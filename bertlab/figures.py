@@ -898,6 +898,17 @@ def _axes(fig: go.Figure, trace) -> tuple:
     return x, y
 
 
+def _numeric(values) -> bool:
+    """Whether a trace's coordinates are numbers (a category axis holds names)."""
+    if values is None:
+        return False
+    try:
+        np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def describe(fig: go.Figure) -> str:
     """The chart in words, for a screen reader and for anyone who cannot tell its colours apart: its title, and
     for each trace what it holds and where its extremes are (measured from the figure's own data)."""
@@ -920,7 +931,9 @@ def describe(fig: go.Figure) -> str:
                         f"{np.nanmin(z):.3g} to {np.nanmax(z):.3g}; the largest at {yname} {_label(yaxis, rows[r])}, "
                         f"{xname} {_label(xaxis, cols[c])}.")
         elif trace.type in ("bar", "scatter"):
-            horizontal = trace.type == "bar" and trace.orientation == "h"
+            horizontal = trace.orientation == "h" or (not _numeric(trace.y) and _numeric(trace.x))  # values along x
+            if not _numeric(trace.x if horizontal else trace.y):
+                continue
             values = np.asarray(trace.x if horizontal else trace.y, dtype=np.float64)
             where = list(trace.y if horizontal else trace.x) if (trace.y if horizontal else trace.x) is not None else list(range(len(values)))
             axis, vname = (yaxis, xname) if horizontal else (xaxis, yname)

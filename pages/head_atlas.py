@@ -5,7 +5,6 @@ import json
 import pandas as pd
 import streamlit as st
 
-import lab_long
 import lab_ui
 from bertlab import BertlabError, analyze, figures, influence_figures
 from bertlab.atlas import BEHAVIOURS, NAMES, STATS, atlas, clean, read_sentences
@@ -57,7 +56,7 @@ limit = st.number_input("Sentences to read", 1, len(sentences), len(sentences), 
                         help="The first N sentences of the corpus (fewer is faster).")
 chosen = sentences[: int(limit)]
 
-result = lab_long.long_work(
+result = lab_ui.long_work(
     loaded, "atlas", (digest, int(limit), mask),
     lambda progress, should_stop: atlas(loaded, chosen, mask, corpus=name, progress=progress, should_stop=should_stop),
     label=f"Running {info.name} over {len(chosen):,} sentences of {name}", unit="sentences",

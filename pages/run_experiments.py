@@ -138,9 +138,11 @@ elif kind == "Head importance":
     position = st.selectbox("[MASK]", result.mask_positions, key="imp_position", format_func=lambda p: f"{labels[p]} at {p}",
                             bind="query-params")
     rows = info.layers * info.heads
-    importance = lab_ui.compute(loaded, "importance", (key, position), lambda: lab_ui.long_work(
-        f"importance_{key}_{position}", f"Removing each of the {rows} heads in turn, in batched chunks: rows",
-        lambda progress: experiments.head_importance(loaded, encoding, position, progress=progress)), spinner=None)
+    importance = lab_ui.long_work(loaded, "importance", (key, position),
+                                  lambda progress, _stop: experiments.head_importance(loaded, encoding, position, progress=progress),
+                                  f"Removing each of the {rows} heads in turn, in batched chunks", "heads")
+    if importance is None:
+        st.stop()
     top = importance.top_heads(5)
     st.markdown(f"Top guess **{importance.token}** (log P {importance.log_prob:.3f}). Heads it needs most: "
                 + ", ".join(f"**{l}.{h}** ({d:+.3f})" for l, h, d in top))
@@ -154,10 +156,12 @@ else:
     method = c2.selectbox("Method", list(experiments.METHODS), key="attr_method", bind="query-params",
                           format_func={"integrated_gradients": "integrated gradients", "grad_x_input": "gradient × input"}.get)
     steps = c3.slider("Steps", 8, 128, 32, 8, key="attr_steps", disabled=method != "integrated_gradients", bind="query-params")
-    attribution = lab_ui.compute(loaded, "attribute", (key, position, method, steps), lambda: lab_ui.long_work(
-        f"attribute_{key}_{position}_{method}_{steps}", "Attributing (Captum), in batched chunks: steps",
-        lambda progress: experiments.attribute(loaded, encoding, position, method=method, steps=steps, progress=progress)),
-        spinner=None)
+    attribution = lab_ui.long_work(
+        loaded, "attribute", (key, position, method, steps),
+        lambda progress, _stop: experiments.attribute(loaded, encoding, position, method=method, steps=steps, progress=progress),
+        "Attributing (Captum), in batched chunks", "steps")
+    if attribution is None:
+        st.stop()
     run = result.bidirectional
     rows = {
         f"{method.replace('_', ' ')} for “{attribution.target}”": attribution.scores,

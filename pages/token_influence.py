@@ -2,7 +2,6 @@ import json
 
 import streamlit as st
 
-import lab_long
 import lab_ui
 from bertlab import influence_figures
 from bertlab.influence import LAYERED, METHODS, NAMES, influence
@@ -31,7 +30,7 @@ position = lab_ui.token_picker("Position to explain (P)", tokens, key="influence
 if info.mask_as_trained == "causal":
     st.caption(f"{info.title} is a decoder: every measure runs under its causal mask, so tokens after P get exactly 0.")
 
-found = lab_long.long_work(
+found = lab_ui.long_work(
     loaded, "influence", (lab_ui.encoding_key(encoding), position),
     lambda progress, should_stop: influence(loaded, encoding, position, progress=progress, should_stop=should_stop),
     label=f"Measuring how every token influences position {position} six ways", unit="steps",

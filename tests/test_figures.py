@@ -391,3 +391,13 @@ def test_thumbnail_pooling_on_the_device_equals_pooling_on_the_host(tiny_bert):
     by_hand /= by_hand.max(axis=(2, 3), keepdims=True)
     np.testing.assert_allclose(attention_views.pooled_heads(run.attention_layers, size), by_hand, atol=1e-5)
     assert attention_views.thumbnails(run.attention_layers) == attention_views.thumbnails(host)
+
+
+def test_describe_reads_values_along_x_when_y_holds_names():
+    """A dot plot with names on y (the atlas's head behaviour) is described by its x values, never read as numbers."""
+    import plotly.graph_objects as go
+    from bertlab.figures import describe
+
+    fig = go.Figure(go.Scatter(x=[0.1, 0.7, 0.2], y=["[CLS]-like", "previous", "next"], mode="markers", name="mean"))
+    said = describe(fig)
+    assert "from 0.1 (at [CLS]-like) to 0.7 (at previous)" in said, said
