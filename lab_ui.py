@@ -21,8 +21,10 @@ import streamlit as st
 
 import bertlab
 from bertlab.analysis import Analysis, analyze_encoding
-from bertlab.loading import RANDOM_PREFIX, check_allowed, offline_message
-from bertlab.corpus import Corpus, CorpusIndex, build_index
+from bertlab import policy
+from bertlab.loading import RANDOM_PREFIX, check_allowed, offline_message, resolve_source
+from bertlab.corpus import Corpus, CorpusIndex, index_path, stored_index
+from bertlab.errors import Stopped
 from bertlab.tokens import Encoding, encode, with_masks
 from lab_widgets import (  # noqa: F401  (pages use them as lab_ui.*; they live in lab_widgets)
     header, notes, presenting, PRESENTER_CSS, image, TITLE_CHARS,
@@ -51,21 +53,36 @@ _configure_logging()
 MECHANICS_MODEL = f"{RANDOM_PREFIX}bert-base"
 """BERT-base's shape with both pre-training heads and random weights: what the MLM and NSP pages can run on a
 machine with no hub and no stored checkpoint (every step real, every prediction meaningless)."""
+DECODER = "gpt2"
+"""The causal model the lessons compare BERT with; `random:gpt2` where it cannot be loaded."""
 MODELS = [
     "bert-base-uncased",
     "bert-base-cased",
     "bert-large-uncased",
     "bert-base-multilingual-cased",
     "distilbert-base-uncased",
+    "roberta-base",
+    "albert-base-v2",
+    "google/electra-base-discriminator",
+    "microsoft/deberta-v3-base",
+    "answerdotai/ModernBERT-base",
+    DECODER,
     bertlab.PACKAGED_MODEL,
     MECHANICS_MODEL,
+    f"{RANDOM_PREFIX}roberta-base",
+    f"{RANDOM_PREFIX}albert-base",
+    f"{RANDOM_PREFIX}electra-base",
+    f"{RANDOM_PREFIX}deberta-v3-base",
+    f"{RANDOM_PREFIX}modernbert-base",
+    f"{RANDOM_PREFIX}{DECODER}",
 ]
 
 MODEL_HELP = (
-    "A Hugging Face hub id or a local directory of a BERT-family checkpoint. 'minilm' is the packaged, "
-    "offline all-MiniLM-L6-v2 encoder (real weights, no MLM/NSP head). When the default cannot be "
-    "downloaded, bertlab falls back to it and says so. 'random:bert-base' has BERT-base's shape and both "
-    "pre-training heads with random weights: every step is real, its predictions mean nothing."
+    "A Hugging Face hub id or a local directory of a checkpoint of a family bertlab reads: BERT, DistilBERT, RoBERTa, "
+    "ALBERT, ELECTRA, DeBERTa-v3, ModernBERT, and GPT-2 as the causal model to compare them with. 'minilm' is the "
+    "packaged, offline all-MiniLM-L6-v2 encoder (real weights, no MLM/NSP head). When the default cannot be "
+    "downloaded, bertlab falls back to it and says so. 'random:…' models have a family's published shape and random "
+    "weights: every step is real, their predictions mean nothing."
 )
 PRESETS: dict[str, tuple[str, str]] = {
     "bank (money)": ("I went to the bank to deposit money.", ""),
@@ -90,7 +107,8 @@ def _apply_preset() -> None:
     st.session_state.text, st.session_state.pair = text, pair
 
 
-def sidebar() -> None:
+def sidebar(pages: dict | None = None) -> None:
+    """The sidebar: the pages (links under their section's name), then the model, the text and presenter mode."""
     st.session_state["_shown_errors"] = set()  # a load error is shown once per run (banner), not per caller
     st.html(TOUCH_CSS)
     if presenting():
@@ -100,6 +118,13 @@ def sidebar() -> None:
     _default("pair", DEFAULT_PAIR)
     with st.sidebar:
         st.markdown("## 🔬 bertlab")
+        for section, links in (pages or {}).items():
+            with st.container(gap="small", key=f"nav_{section.lower().replace(' ', '_')}"):
+                st.markdown(f"**{section}**")
+                for link in links:
+                    st.page_link(link)
+        if pages:
+            st.divider()
         current = st.session_state.get("model") or st.query_params.get("model")
         options = MODELS + ([current] if current and current not in MODELS else [])
         # the options are their own labels: a URL-bound selectbox writes the label into the link
@@ -149,7 +174,8 @@ def model_or_none(name: str | None = None, show: bool = True) -> bertlab.LoadedM
     name = (name or st.session_state.get("model") or bertlab.DEFAULT_MODEL).strip()
     device = st.session_state.get("device") or "auto"
     try:
-        check_allowed(name)  # the policy applies to models already in the cache too
+        served(name)  # the policy applies to models already in the cache too
+        check_allowed(name)
         with st.spinner(f"Loading {name}…"):
             loaded = _load(name, device)
         if loaded.info.name != name:  # a cached offline stand-in: the operator may have stopped offering it since
@@ -166,6 +192,12 @@ def model_or_none(name: str | None = None, show: bool = True) -> bertlab.LoadedM
             log.exception("loading %r on %s failed", name, device)
         _error_once(f"'{name}' could not be loaded because of an unexpected error; the server log has the details.", show)
         return None
+
+
+def served(name: str) -> None:
+    """The app's own rule over the engine's: with BERTLAB_ALLOWED_PATHS unset, no local folder (bertlab.policy)."""
+    source = resolve_source(name)
+    policy.check_served(name, source, packaged=source != os.path.expanduser(name.strip()))
 
 
 def running_name(loaded: bertlab.LoadedModel, requested: str | None = None) -> str:
@@ -196,6 +228,7 @@ def banner(slot) -> None:
             f"hidden {info.hidden_size}",
             help=info.notice,
         )
+        random_weights_note(loaded)  # on every page and lesson step, with the way back when a button switched
         text, pair = st.session_state.get("text", ""), st.session_state.get("pair", "")
         try:
             tokens = encode(loaded, text, pair or None)  # tokenizing only: cheap, and every page shows its effect
@@ -241,24 +274,39 @@ WITHOUT_HEAD = {
     bertlab.PACKAGED_MODEL: "it was trained for sentence embeddings, and its checkpoint holds only the encoder",
     "distilbert": "DistilBERT was distilled with the masked-LM objective only, without next sentence prediction",
 }
+NOT_TRAINED_WITH = {
+    "nsp": "next sentence prediction is BERT's pre-training task; {title} was not trained with it",
+    "mlm": "{title} was not trained to fill blanks",
+}
 
 
 def _use_model(name: str) -> None:
+    """Switch the sidebar's model, remembering the one before, so the page can offer the way back."""
+    before = (st.session_state.get("model") or bertlab.DEFAULT_MODEL).strip()
+    if before != name:
+        st.session_state["_model_before"] = before
     st.session_state["model"] = name
 
 
 def allowed(name: str) -> bool:
-    """May users load `name` on this server (BERTLAB_ALLOWED_MODELS)?"""
+    """May users load `name` on this server (BERTLAB_ALLOWED_MODELS, and the app's rule for local folders)?"""
     try:
+        served(name)
         check_allowed(name)
         return True
     except bertlab.PolicyError:
         return False
 
 
-def missing_head(loaded: bertlab.LoadedModel, head: str) -> None:
+def mechanics_offer(loaded: bertlab.LoadedModel) -> str | None:
+    """The random-weights model with both heads, when it is not the one running and this server offers it."""
+    return MECHANICS_MODEL if loaded.info.name != MECHANICS_MODEL and allowed(MECHANICS_MODEL) else None
+
+
+def missing_head(loaded: bertlab.LoadedModel, head: str, offer: bool = True) -> None:
     """Why this view has nothing to show with the running model and what does work here, in plain words (no
-    commands: making a checkpoint load is the operator's job, README's "Running for a class")."""
+    commands: making a checkpoint load is the operator's job, README's "Running for a class"). `offer`: a
+    button that switches the sidebar's model to random weights (a page; the lesson offers its own, for one step)."""
     requested = (st.session_state.get("model") or bertlab.DEFAULT_MODEL).strip()
     name, what = loaded.info.name, HEAD_NAMES[head]
     if name != requested:  # the offline stand-in runs
@@ -266,28 +314,44 @@ def missing_head(loaded: bertlab.LoadedModel, head: str) -> None:
                 f"has no stored copy of it, so **{name}** runs instead, and {name} has no {what}. What would make "
                 f"{requested} load: whoever runs this server downloads it once on a machine with internet access.")
     else:
+        could_hold = any(head in heads for heads in loaded.adapter.classes.values())
         if name in WITHOUT_HEAD:
             why = WITHOUT_HEAD[name]
         elif loaded.info.family == "distilbert" and head == "nsp":
             why = WITHOUT_HEAD["distilbert"]
+        elif not could_hold:
+            why = NOT_TRAINED_WITH[head].format(title=loaded.info.title)
+        elif loaded.info.family == "electra" and head == "mlm":
+            why = "it is ELECTRA's discriminator, which says per token whether it was replaced; the generator holds the MLM head"
         else:
             why = "its checkpoint does not include one"
         text = f"**{name}** has no {what}: {why}."
-    offer = MECHANICS_MODEL if name != MECHANICS_MODEL and allowed(MECHANICS_MODEL) else None
-    if offer:
-        text += (f" What works here now: **{offer}**, BERT-base's shape with both heads and random weights. Every step "
+    mechanics = mechanics_offer(loaded)
+    if mechanics:
+        text += (f" What works here now: **{mechanics}**, BERT-base's shape with both heads and random weights. Every step "
                  "is real and shown as BERT computes it; the predictions themselves mean nothing.")
     st.warning(text, icon="🧩")
-    if offer:
-        st.button(f"Use {offer} (random weights)", on_click=_use_model, args=(offer,), key=f"use_{head}_mechanics",
+    if mechanics and offer:
+        st.button(f"Use {mechanics} (random weights)", on_click=_use_model, args=(mechanics,), key=f"use_{head}_mechanics",
                   icon=":material/casino:")
 
 
+RANDOM_NOTE = ("🎲 **{name}** has random weights: every number here is computed as {title} computes it, but what a "
+               "trained {title} learns is not in them, so its predictions, and the patterns trained heads show, are absent.")
+
+
 def random_weights_note(loaded: bertlab.LoadedModel) -> None:
-    """Under predictions from random weights: what is real (every step) and what is not (the answer)."""
-    if loaded.info.name.startswith(RANDOM_PREFIX):
-        st.caption(f"🎲 **{loaded.info.name}** has random weights: every step below is computed as BERT computes it, "
-                   "but the predictions mean nothing. A trained checkpoint is needed for sensible ones.")
+    """On every view of a random-weights model: what is real (every step) and what is not (the answer); and,
+    when a page's button switched to it, the way back to the model before."""
+    if not loaded.info.name.startswith(RANDOM_PREFIX):
+        return
+    before = st.session_state.get("_model_before")
+    if before and before != loaded.info.name and (st.session_state.get("model") or "").strip() == loaded.info.name:
+        left, right = st.columns([4, 1], vertical_alignment="center")
+        left.caption(RANDOM_NOTE.format(name=loaded.info.name, title=loaded.info.title or 'BERT'))
+        right.button(f"Back to {before}", key="model_back", on_click=_use_model, args=(before,), icon=":material/undo:")
+    else:
+        st.caption(RANDOM_NOTE.format(name=loaded.info.name, title=loaded.info.title or 'BERT'))
 
 
 def model(name: str | None = None) -> bertlab.LoadedModel:
@@ -300,26 +364,82 @@ def model(name: str | None = None) -> bertlab.LoadedModel:
 
 def model_with_head(head: str) -> bertlab.LoadedModel:
     """The sidebar's model for a page that needs a pre-training head ("mlm" or "nsp"): without it, the page
-    says why and what works here, and stops; with random weights, it says the predictions mean nothing."""
+    says why and what works here, and stops."""
     loaded = model()
     if head not in loaded.info.heads_available:
         missing_head(loaded, head)
         st.stop()
-    random_weights_note(loaded)
-    return loaded
+    return loaded  # random weights: the banner says what they mean (random_weights_note)
 
 
 CACHE_MB = int(os.environ.get("BERTLAB_CACHE_MB", "256"))
+DEVICE_CACHE_MB = int(os.environ.get("BERTLAB_DEVICE_CACHE_MB", str(CACHE_MB)))
+"""Of CACHE_MB, at most this much on the accelerator: an analysis keeps its tensors where the model computed them
+(a GPU's memory, which the model itself needs too). Default: the same as CACHE_MB."""
+
+
+class ResultCache(cachetools.LRUCache):
+    """Least recently used out first, within `maxsize` bytes in all and `device_maxsize` bytes of tensors on an
+    accelerator (device_bytes). cachetools bounds one size; the second bound is kept here."""
+
+    def __init__(self, maxsize: int, device_maxsize: int) -> None:
+        super().__init__(maxsize=maxsize, getsizeof=nbytes)
+        self.device_maxsize = device_maxsize
+        self.device_sizes: dict = {}
+
+    @property
+    def device_size(self) -> int:
+        return sum(self.device_sizes.values())
+
+    def __setitem__(self, key, value) -> None:
+        size = device_bytes(value)
+        if size > self.device_maxsize:
+            return  # larger than the whole device budget: computed for this request, not kept
+        super().__setitem__(key, value)
+        self.device_sizes[key] = size
+        while self.device_size > self.device_maxsize:
+            self.popitem()
+
+    def __delitem__(self, key) -> None:
+        super().__delitem__(key)
+        self.device_sizes.pop(key, None)
+
+
+def on_device(tensor: torch.Tensor) -> bool:
+    """Does this tensor live on an accelerator (what DEVICE_CACHE_MB bounds)?"""
+    return tensor.device.type != "cpu"
+
+
+def device_bytes(value: object, depth: int = 0, seen: set | None = None) -> int:
+    """Bytes of a result's tensors that live on an accelerator (not on the CPU), each storage counted once."""
+    seen = set() if seen is None else seen
+    if isinstance(value, torch.Tensor):
+        if not on_device(value):
+            return 0
+        storage = value.untyped_storage()
+        if storage.data_ptr() in seen:
+            return 0
+        seen.add(storage.data_ptr())
+        return storage.nbytes()
+    if depth > 5 or isinstance(value, (str, bytes, int, float, np.ndarray)) or value is None:
+        return 0
+    if dataclasses.is_dataclass(value):
+        value = vars(value)
+    if isinstance(value, dict):
+        return sum(device_bytes(v, depth + 1, seen) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(device_bytes(v, depth + 1, seen) for v in value)
+    return 0
 
 
 @st.cache_resource(show_spinner=False)
-def _results() -> tuple[cachetools.LRUCache, threading.Lock]:
+def _results() -> tuple[ResultCache, threading.Lock]:
     """Every engine result (analyses, senses, mask-each, logit lens, experiments, ...) shared by every
-    session of this process, least recently used out first, within CACHE_MB.
+    session of this process, least recently used out first, within CACHE_MB (DEVICE_CACHE_MB of it on a GPU).
 
     Analyses are stored compact (float16 attentions): a 512-token analysis of BERT-base still holds
     ~200 MB, so the bound is in bytes, not entries (st.cache_data would also pickle a copy per read)."""
-    return cachetools.LRUCache(maxsize=CACHE_MB * 2**20, getsizeof=nbytes), threading.Lock()
+    return ResultCache(CACHE_MB * 2**20, DEVICE_CACHE_MB * 2**20), threading.Lock()
 
 
 def nbytes(value: object, depth: int = 0) -> int:
@@ -357,9 +477,10 @@ def cached(loaded: bertlab.LoadedModel, what: str, inputs: tuple, compute: Calla
     return result
 
 
-def compute(loaded: bertlab.LoadedModel, what: str, inputs: tuple, work: Callable[[], T], spinner: str | None = "Running BERT…") -> T:
-    """A cached engine result, computed under a spinner with the page's error handling."""
-    return guarded(lambda: cached(loaded, what, inputs, work), spinner=spinner)
+def compute(loaded: bertlab.LoadedModel, what: str, inputs: tuple, work: Callable[[], T], spinner: str | None = "Running {model}…") -> T:
+    """A cached engine result, computed under a spinner with the page's error handling ("{model}" in the spinner's
+    text names the running model's family: BERT, RoBERTa, GPT-2...)."""
+    return guarded(lambda: cached(loaded, what, inputs, work), spinner=spinner and spinner.format(model=loaded.info.title or "the model"))
 
 
 def _encoding(loaded: bertlab.LoadedModel, text: str, pair: str, masked: tuple[int, ...]) -> Encoding:
@@ -373,10 +494,13 @@ def analysis(loaded: bertlab.LoadedModel | None = None, masked: tuple[int, ...] 
     loaded = loaded or model()
     state = st.session_state
     text, pair, masked = state.get("text", ""), state.get("pair", ""), tuple(sorted(masked))
-    return compute(
-        loaded, "analysis", (text, pair, masked, top_k),
-        lambda: analyze_encoding(loaded, _encoding(loaded, text, pair, masked), top_k=top_k).compact(),
-    )
+    return compute(loaded, *analysis_work(loaded, text, pair, masked, top_k))
+
+
+def analysis_work(loaded: bertlab.LoadedModel, text: str, pair: str, masked: tuple[int, ...] = (), top_k: int = 5) -> tuple:
+    """(what, inputs, work) of one text's analysis in the one result cache: the pages' key, which the warm-up
+    (lab_warm.py) fills before the first visitor."""
+    return "analysis", (text, pair, masked, top_k), lambda: analyze_encoding(loaded, _encoding(loaded, text, pair, masked), top_k=top_k).compact()
 
 
 def encoding_key(encoding: Encoding) -> tuple:
@@ -387,7 +511,7 @@ def encoding_key(encoding: Encoding) -> tuple:
 def senses(loaded: bertlab.LoadedModel, target: str, sentences: list[str]) -> bertlab.Senses:
     """A word across sentences (one batched pass), cached."""
     return compute(loaded, "senses", (target, tuple(sentences)), lambda: bertlab.senses(loaded, target, sentences),
-                   spinner="Running BERT on every sentence…")
+                   spinner="Running {model} on every sentence…")
 
 
 def mask_each(loaded: bertlab.LoadedModel, result: Analysis, kind: str) -> bertlab.MaskEach:
@@ -412,7 +536,7 @@ SESSION_WAIT_SECONDS = 30.0
 
 def _one_at_a_time(work: Callable[[], T]) -> T:
     """One heavy job per session: a rerun can start while the last run's forward pass is still finishing."""
-    lock = st.session_state.setdefault("_heavy_work", threading.Lock())
+    lock = st.session_state.setdefault("_heavy_work", threading.RLock())  # long_work inside a spinner: the same run
     if not lock.acquire(timeout=SESSION_WAIT_SECONDS):
         raise bertlab.BusyError("Still working on your previous request; this view will update when it is done.")
     try:
@@ -440,19 +564,105 @@ def guarded(work: Callable[[], T], spinner: str | None = None) -> T:
         st.stop()
 
 
-def corpus_index(loaded: bertlab.LoadedModel, corpus: Corpus) -> CorpusIndex:
-    """The corpus index for this model, built once per process (in the one result cache, keyed by the
-    corpus file's hash) with a progress bar."""
+Work = Callable[[Callable[[int, int], None], Callable[[], bool]], T]
+"""work(progress, should_stop) -> result: an engine call with its progress callback and its stop question."""
 
-    def build() -> CorpusIndex:
-        bar = st.progress(0.0, text=f"Indexing {len(corpus):,} sentences of {corpus.name} with {loaded.info.name}…")
 
-        def step(done: int, total: int) -> None:
-            bar.progress(done / max(total, 1), text=f"Indexing {corpus.name} with {loaded.info.name}: {done:,} of {total:,} sentences")
+class _Absent(Exception):
+    """Not in the cache (a look that computes nothing)."""
+
+
+def _absent() -> None:
+    raise _Absent
+
+
+def _stop(state: str, token: str, event: threading.Event, seen: list[int]) -> None:
+    st.session_state[state] = (token, *seen)
+    event.set()
+
+
+def _again(state: str) -> None:
+    st.session_state.pop(state, None)
+
+
+def cached_only(loaded, what: str, inputs: tuple) -> object | None:
+    """The cached result for these inputs, or None: never computes."""
+    try:
+        return cached(loaded, what, inputs, _absent)
+    except _Absent:
+        return None
+
+
+def long_work(loaded, what: str, inputs: tuple, work: Work[T], label: str, unit: str) -> T | None:
+    """The cached result of `work`, or computed now with a progress bar and a Stop button; None after a Stop (the
+    page has then said so and offered to start again). Bad input is a message, never a traceback (guarded).
+
+    How Stop ends it: the engine calls `progress(done, total)` after each batch, which updates the bar, and every
+    Streamlit call is a point where a running script yields to a pending rerun. Clicking Stop asks for a rerun, so
+    the work ends at its next batch (no result is cached); the rerun runs Stop's callback, which records where it
+    stopped, and the page says so with a button to start again. `should_stop` (a threading.Event set by the same
+    callback) stops the engine between batches too, should the script still be running when the callback runs."""
+    state, token = f"_stopped_{what}", repr((loaded.info, inputs))
+    stopped = st.session_state.get(state)
+    if stopped and stopped[0] == token:
+        hit = cached_only(loaded, what, inputs)  # it finished as Stop was clicked
+        if hit is not None:
+            st.session_state.pop(state, None)
+            return hit
+        done, total = stopped[1:]
+        st.info(f"Stopped after {done:,} of {total:,} {unit}: nothing was kept.", icon="⏹️")
+        st.button("Start again", key=f"{what}_again", on_click=_again, args=(state,), icon=":material/play_arrow:")
+        return None
+
+    seen = [0, 0]
+
+    def compute() -> T:
+        slot = st.empty()  # one placeholder: emptied when the work ends, bar and button with it
+        box = slot.container()
+        bar = box.progress(0.0, text=f"{label}…")
+        event = threading.Event()
+        box.button("Stop", key=f"{what}_stop", on_click=_stop, args=(state, token, event, seen), icon=":material/stop:",
+                   help="Ends the work after the batch it is on; nothing is kept.")
+
+        def progress(done: int, total: int) -> None:
+            seen[:] = [done, total]
+            bar.progress(done / max(total, 1), text=f"{label}: {done:,} of {total:,} {unit}")
 
         try:
-            return build_index(loaded, corpus, progress=step)
+            return _one_at_a_time(lambda: work(progress, event.is_set))
         finally:
-            bar.empty()
+            slot.empty()
 
-    return compute(loaded, "corpus_index", (corpus.digest,), build, spinner="Running BERT over the corpus…")
+    def attempt() -> T | None:
+        try:
+            return cached(loaded, what, inputs, compute)
+        except Stopped as err:  # bertlab.Stopped: the engine's own says how far it got
+            st.session_state[state] = (token, getattr(err, "done", seen[0]), getattr(err, "total", seen[1]))
+            return None
+
+    result = guarded(attempt)
+    if result is None:
+        st.rerun()
+    return result
+
+
+def corpus_index(loaded: bertlab.LoadedModel, corpus: Corpus, mask_types: tuple[str, ...] = bertlab.MASK_TYPES) -> CorpusIndex:
+    """The corpus index for this model: in the one result cache (keyed by the corpus file's hash), else read from
+    the disk cache (bertlab.corpus.stored_index), else built with a progress bar, a Stop button and a line that
+    says why. After a Stop the page says so and ends there."""
+    inputs = (corpus.digest, mask_types)
+    why = st.empty()
+    if cached_only(loaded, "corpus_index", inputs) is None and not index_path(loaded, corpus, mask_types)[0].exists():
+        masks_said = "under both masks" if len(mask_types) > 1 else f"under its {mask_types[0]} mask"
+        why.info(
+            f"**Building the sense probe's index for {loaded.info.name}.** It runs each of the {len(corpus):,} sentences "
+            f"of {corpus.name} through the model once, {masks_said}, and keeps the word's vector at every layer. "
+            "This happens once per model (a minute or two on a laptop's processor): the index is kept on this "
+            "server's disk, and every later visit, by anyone, reuses it.", icon="⏳")
+    index = long_work(loaded, "corpus_index", inputs,
+                      lambda progress, _stop: stored_index(loaded, corpus, progress=progress, mask_types=mask_types),
+                      f"Indexing {corpus.name} with {loaded.info.name}", "sentences")
+    why.empty()
+    if index is None:
+        st.stop()
+    return index

@@ -5,14 +5,14 @@ pages reach these as `lab_ui.chart`, `lab_ui.token_window`, ... through lab_ui's
 
 from __future__ import annotations
 
+import html
 import json
-import textwrap
 
 import numpy as np
 
 import streamlit as st
 
-from bertlab import modebar
+from bertlab import figures, modebar
 from bertlab.analysis import Analysis
 
 
@@ -50,18 +50,20 @@ h1 { font-size: 3.2rem !important; } h2, h3 { font-size: 2.2rem !important; }
 .chips { font-size: 1.6rem !important; }
 [data-testid=stProgress] p { font-size: 1.8rem !important; font-weight: 600; }
 [data-testid=stMainBlockContainer] { max-width: 100%; padding-left: 2rem; padding-right: 2rem; padding-top: 4.5rem; }
+.chart-title { font-size: 26px; }
 </style>"""
 
 
-def image(png: bytes, key: str) -> None:
-    """A server-rendered PNG with its download (sent only on click; shown as PNG, not re-encoded as JPEG)."""
-    st.image(png, width="content", output_format="PNG")
+def image(png: bytes, key: str, alt: str) -> None:
+    """A server-rendered PNG with its download (sent only on click; shown as PNG, not re-encoded as JPEG); `alt`
+    says what it shows to a screen reader."""
+    st.image(png, width="content", output_format="PNG", alt=alt)
     st.download_button("PNG", lambda: png, file_name=f"bertlab-{key}.png", mime="image/png", type="tertiary",
                        icon=":material/download:", on_click="ignore", key=f"{key}_png")
 
 
-TITLE_CHARS = 48
-"""A chart title longer than this wraps (plotly's SVG titles never wrap, and a phone shows ~50 characters)."""
+TITLE_CHARS = figures.TITLE_CHARS
+"""A chart title longer than this wraps (plotly's SVG titles never wrap, and a phone shows ~40 characters)."""
 
 TOUCH_CSS = """<style>
 /* On a touch screen plotly's toolbar sits over the chart title and hover-only buttons mean little: hide it
@@ -75,18 +77,27 @@ TOUCH_CSS = """<style>
 @media (max-width: 640px) {
   [class*="st-key-dense_"] .xaxislayer-above > g:not(:nth-child(3n+1)) { display: none; }
 }
+/* Text a screen reader reads and the screen does not show (a chart in words): out of the layout, not hidden. */
+[data-testid=stElementContainer]:has(> .stHtml .sr-only), .sr-only {
+  position: absolute !important; width: 1px !important; height: 1px !important; overflow: hidden !important;
+  clip-path: inset(50%) !important; white-space: nowrap; margin: 0 !important; padding: 0 !important;
+}
+/* A title over a row of chart panels (chart(), figures.panels), in plotly's own title type. */
+.chart-title { font-size: 17px; margin: 0; color: #111827; }
+/* Contrast of at least 4.5:1 for small text (WCAG AA, checked by axe-core in tests/test_access.py): Streamlit's
+   captions and widget hints are 60 % grey. */
+[data-testid=stCaptionContainer], [data-testid=stCaptionContainer] p, [data-testid=stWidgetLabel] small,
+[data-testid=stSliderTickBarMin], [data-testid=stSliderTickBarMax] { color: #4b5563 !important; opacity: 1 !important; }
+[data-testid=stMarkdownContainer] blockquote, [data-testid=stMarkdownContainer] blockquote p { color: #374151 !important; opacity: 1 !important; }
+/* Sections a phone shows only below 640 px (a hint that a wide view scrolls sideways). */
+@media (min-width: 641px) { [class*="st-key-phone_only"] { display: none !important; } }
 </style>"""
 
 
-def _fit_title(fig) -> None:
-    """Wrap a long title at word boundaries and let it push the top margin instead of overlapping the plot."""
-    text = fig.layout.title.text
-    if text and "<br>" not in text and len(text) > TITLE_CHARS:
-        fig.update_layout(title_text="<br>".join(textwrap.wrap(text, TITLE_CHARS, break_long_words=False)))
-    if text:
-        fig.update_layout(title_automargin=True, title_yref="paper")
-
-
+PRESENTER_TITLE_CHARS = 24
+"""In presenter mode titles are 26 px: a chart in a third of a projector's width holds ~24 characters a line."""
+PRESENTER_GROWTH = 1.25
+"""In presenter mode a chart is this much taller: its labels and titles take more of it."""
 PRESENTER_LABELS = 20
 """In presenter mode an axis keeps at most this many labels (their font is 18 px instead of 12)."""
 DENSE_LABELS = 16
@@ -98,17 +109,37 @@ def _dense(fig) -> bool:
 
 
 def chart(fig, key: str) -> None:
-    """A plotly chart with PNG and SVG downloads (plotly's own toolbar, no server round trip) and HTML on demand."""
+    """A plotly chart with PNG and SVG downloads (plotly's own toolbar, no server round trip) and HTML on demand,
+    its title kept off the data, and a description a screen reader reads in its place. A figure with subplots
+    in several columns is drawn as one chart per column, side by side in st.columns, which stack on a screen
+    narrower than 640 px (a phone): two panels squeezed into 350 px overprint each other's labels."""
+    parts = figures.panels(fig)
+    title = fig.layout.title.text if len(parts) > 1 else None
+    st.html(f'<p class="sr-only">{html.escape(figures.describe(fig))}</p>')
+    if title:  # already escaped by the figure builder: plotly titles are HTML
+        st.html(f'<p class="chart-title" aria-hidden="true">{title}</p>')
+    if len(parts) == 1:
+        _one(fig, key, whole=fig)
+        return
+    for i, (column, part) in enumerate(zip(st.columns(len(parts)), parts)):
+        with column:
+            _one(part, f"{key}_{i}", whole=fig if i == len(parts) - 1 else None)
+
+
+def _one(fig, key: str, whole=None) -> None:
     if _dense(fig):
         with st.container(key=f"dense_{key}"):
-            _chart(fig, key)
+            _draw(fig, key, whole)
     else:
-        _chart(fig, key)
+        _draw(fig, key, whole)
 
 
-def _chart(fig, key: str) -> None:
-    _fit_title(fig)
+def _draw(fig, key: str, whole=None) -> None:
+    """One plotly chart: presenter sizes, the title fitted after them, and the downloads (`whole`: the figure the
+    HTML download holds, all its panels; None: no HTML button under this panel)."""
     if presenting():
+        if fig.layout.height:  # twice the type needs more room, or the plot area shrinks to a strip
+            fig.update_layout(height=int(fig.layout.height * PRESENTER_GROWTH))
         fig.update_layout(font=dict(size=20, color="#000"), title_font_size=26)
         fig.update_annotations(font_size=22)  # subplot titles are annotations, with their own (small) font
         fig.update_xaxes(tickfont_size=18)
@@ -117,17 +148,19 @@ def _chart(fig, key: str) -> None:
             if axis.tickvals is not None and axis.ticktext is not None and len(axis.tickvals) > PRESENTER_LABELS:
                 step = -(-len(axis.tickvals) // PRESENTER_LABELS)
                 axis.update(tickvals=axis.tickvals[::step], ticktext=axis.ticktext[::step])
+    figures.fit_title(fig, chars=PRESENTER_TITLE_CHARS if presenting() else TITLE_CHARS)
     st.plotly_chart(
         fig,
         key=key,
         config={"toImageButtonOptions": {"format": "png", "filename": f"bertlab-{key}", "scale": 2}, "displaylogo": False},
     )
     st.html(modebar.SVG_BUTTON_SCRIPT, unsafe_allow_javascript=True)  # an SVG button beside the camera (PNG)
-    st.download_button(
-        "HTML", data=lambda: fig.to_html(include_plotlyjs=True, full_html=True), file_name=f"bertlab-{key}.html",
-        mime="text/html", on_click="ignore", key=f"{key}_html", type="tertiary", icon=":material/download:",
-        help="This chart as a standalone, offline HTML file (PNG and SVG: the camera and SVG icons on the chart).",
-    )
+    if whole is not None:
+        st.download_button(
+            "HTML", data=lambda: whole.to_html(include_plotlyjs=True, full_html=True), file_name=f"bertlab-{key}.html",
+            mime="text/html", on_click="ignore", key=f"{key}_html", type="tertiary", icon=":material/download:",
+            help="This chart as a standalone, offline HTML file (PNG and SVG: the camera and SVG icons on the chart).",
+        )
 
 
 def layer_head(result: Analysis, prefix: str = "") -> tuple[int, int]:

@@ -16,6 +16,7 @@ from .errors import (
     NotAnEncoderError,
     OfflineError,
     ResourceError,
+    Stopped,
     TargetNotFoundError,
 )
 from .policy import BusyError, Policy, PolicyError
@@ -28,7 +29,7 @@ from .tokens import Encoding, Token, encode
 __all__ = [
     "Analysis", "BertlabError", "Classification", "BusyError", "Policy", "PolicyError", "ResourceError", "DEFAULT_MODEL", "Embeddings", "Encoding", "HEAD_STATS", "InputError",
     "LoadedModel", "MASK_TYPES", "MaskEach", "MaskRun", "MissingHeadError", "ModelInfo", "ModelLoadError",
-    "NoMaskError", "NotAnEncoderError", "OfflineError", "PACKAGED_MODEL", "Prediction", "Senses",
+    "NoMaskError", "NotAnEncoderError", "OfflineError", "PACKAGED_MODEL", "Prediction", "Senses", "Stopped",
     "TargetNotFoundError", "Token", "analyze", "analyze_encoding", "encode", "fill_masks", "load_model",
     "logit_lens", "mask_each_token", "rank_guess", "Guess", "pick_device", "prefetch", "senses",
 ]

@@ -33,20 +33,25 @@ class Prediction:
         return {"token": self.token, "id": self.id, "prob": self.prob}
 
 
-EMBEDDING_PARTS = ("token", "segment", "position", "sum", "layernorm", "model_output")
+EMBEDDING_PARTS = ("token", "segment", "position", "sum", "layernorm", "model_output", "projection")
 
 
 @dataclass(eq=False)
 class Embeddings:
-    """BERTEmbeddings in the paper's order: token + segment + position, summed, then LayerNorm.
+    """The embedding in the model's own order: BERT's token + segment + position, summed, then LayerNorm; a
+    family without segments or positions has fewer lookups, GPT-2 no LayerNorm, and ALBERT / ELECTRA-small /
+    DeBERTa with a narrower embedding a projection to the hidden width (after the LayerNorm; DeBERTa before it).
 
-    The (token, hidden) parts stay tensors where they were computed; `token`, `segment`, ... hand them
+    The (token, width) parts stay tensors where they were computed; `token`, `segment`, ... hand them
     out as float32 numpy the first time a view reads them (the Embeddings page, the lesson)."""
 
     parts: dict[str, torch.Tensor]
-    """EMBEDDING_PARTS -> (token, hidden); no 'segment' for models without segment embeddings."""
+    """EMBEDDING_PARTS -> (token, width): only the lookups and steps this model has."""
     max_abs_diff: float
-    """Largest |LayerNorm(token + segment + position) - the model's own embedding output|."""
+    """Largest difference between the recomputation (sum, projection, LayerNorm with the model's own modules) and
+    the model's own output: its embedding output, and the first layer's input where a projection follows."""
+    steps: tuple[str, ...] = ()
+    """The parts in the order the model computes them (e.g. token, position, sum, layernorm, model_output)."""
     _host: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     def _part(self, name: str) -> np.ndarray | None:
@@ -56,12 +61,16 @@ class Embeddings:
             self._host[name] = to_host(self.parts[name].float())
         return self._host[name]
 
+    def has(self, name: str) -> bool:
+        return name in self.parts
+
     token = property(lambda self: self._part("token"))
     segment = property(lambda self: self._part("segment"))
     position = property(lambda self: self._part("position"))
     sum = property(lambda self: self._part("sum"))
     layernorm = property(lambda self: self._part("layernorm"))
     model_output = property(lambda self: self._part("model_output"))
+    projection = property(lambda self: self._part("projection"))
 
     @property
     def nbytes(self) -> int:
@@ -78,8 +87,9 @@ class MaskRun:
     the first time they are read (zero-copy on a CPU). Every conversion is counted (`bertlab.transfer`)."""
 
     kind: str
-    attention_tensor: torch.Tensor
-    """(layer, head, query, key) on the model's device; each row sums to 1."""
+    attention_layers: tuple[torch.Tensor, ...]
+    """Per layer, (head, query, key) on the model's device, as the model returned them (views of its batch, no
+    copy); each row sums to 1. `attention_tensor` stacks them only when a view needs every layer at once."""
     hidden_tensor: torch.Tensor
     """(layer + 1, token, hidden) on the model's device; index 0 is the embedding output."""
     head_stats: dict[str, np.ndarray]
@@ -89,7 +99,18 @@ class MaskRun:
 
     @property
     def length(self) -> int:
-        return self.attention_tensor.shape[-1]
+        return self.attention_layers[0].shape[-1]
+
+    @property
+    def attention_tensor(self) -> torch.Tensor:
+        """(layer, head, query, key), every layer in one tensor: stacked the first time a view draws every head
+        (bertviz, the thumbnails, rollout); the layers then become views of it, so the weights are held once.
+        (At 512 tokens of BERT-base both masks' stack is 300 MB of copying that a heatmap never needs.)"""
+        if "attentions" not in self._device:
+            stacked = torch.stack(self.attention_layers)
+            self._device["attentions"] = stacked
+            self.attention_layers = tuple(stacked)
+        return self._device["attentions"]
 
     @property
     def allowed(self) -> np.ndarray:
@@ -115,8 +136,8 @@ class MaskRun:
         if "attentions" in self._host:
             whole = self._host["attentions"][layer, head]
             return whole if query is None else whole[query]
-        index = (layer, head) if query is None else (layer, head, query)
-        return to_host(self.attention_tensor[index])
+        weights = self.attention_layers[layer][head]
+        return to_host(weights if query is None else weights[query])
 
     def hidden(self, layer: int, token: int | None = None) -> np.ndarray:
         """(token, hidden) after `layer` (0: the embedding output), or one token's vector, float32."""
@@ -129,7 +150,7 @@ class MaskRun:
     def rollout_tensor(self) -> torch.Tensor:
         """(layer, query, key) rollout on the device, computed the first time it is asked for."""
         if "rollout" not in self._device:
-            self._device["rollout"] = rollout(self.attention_tensor).to(self.attention_tensor.dtype)
+            self._device["rollout"] = rollout(self.attention_layers).to(self.attention_layers[0].dtype)
         return self._device["rollout"]
 
     @property
@@ -153,7 +174,8 @@ class MaskRun:
     @property
     def nbytes(self) -> int:
         """Bytes held: the tensors, the statistics, and host copies that are not views of a tensor."""
-        tensors = {"attentions": self.attention_tensor, "hidden_states": self.hidden_tensor, **self._device}
+        layers = {} if "attentions" in self._device else {f"layer{i}": t for i, t in enumerate(self.attention_layers)}
+        tensors = {**layers, "hidden_states": self.hidden_tensor, **self._device}
         return (
             sum(_tensor_bytes(t) for t in tensors.values())
             + sum(a.nbytes for a in self.head_stats.values())
@@ -210,6 +232,10 @@ class Analysis:
     notes: list[str]
     classifier: Classification | None = None
     """A fine-tune's prediction (BertForSequenceClassification, ...); None for checkpoints without a classifier."""
+    replaced: list[dict] | None = None
+    """ELECTRA's replaced-token detection: {"position", "token", "prob"} per ordinary token; None without the head."""
+    next_token: list[dict] | None = None
+    """A decoder's top-k for the token after each position: {"position", "token", "top": [Prediction]}; None for encoders."""
 
     @property
     def tokens(self) -> tuple[Token, ...]:
@@ -225,7 +251,7 @@ class Analysis:
         512 tokens: 330 of 360 MB), and float16's ~3 significant digits are more than any view shows.
         Exact zeros (the causal mask) stay exact; hidden states stay float32 for cosines; rollout, computed
         when asked, follows the attentions' dtype. The tensors stay on their device."""
-        half = {kind: replace(run, attention_tensor=run.attention_tensor.half()) for kind, run in self.runs.items()}
+        half = {kind: replace(run, attention_layers=tuple(t.half() for t in run.attention_layers)) for kind, run in self.runs.items()}
         return replace(self, runs=half)
 
     def divergence(self) -> np.ndarray:
@@ -275,6 +301,11 @@ class Analysis:
             },
             "notes": self.notes,
             "classifier": None if self.classifier is None else self.classifier.to_dict(),
+            "replaced": None if self.replaced is None else [{**r, "prob": round(r["prob"], 6)} for r in self.replaced],
+            "next_token": None if self.next_token is None else [
+                {"position": n["position"], "token": n["token"], "top": [p.to_dict() for p in n["top"]],
+                 "actual": None if n["actual"] is None else n["actual"].to_dict()} for n in self.next_token
+            ],
         }
 
 
@@ -298,13 +329,13 @@ def analyze_encoding(
     input_ids = encoding.input_ids.expand(batch, -1)
     token_type_ids = encoding.token_type_ids.expand(batch, -1)
     attention_mask = masks.stacked(mask_types, length, loaded.dtype)
-    lookups = [name for name in hooks.embedding_modules(loaded) if name != "embed.out"]  # the model's own parts
+    lookups = list(hooks.embedding_modules(loaded))  # the model's own lookups and its embedding output
     out, cache = hooks.run(loaded, input_ids, token_type_ids, attention_mask, capture=lookups, internals=True)
 
     # The big tensors stay on the model's device; only statistics, top-k and the embedding check come to
     # the host here (see MaskRun). Stacked once so each run holds one tensor (a view of the batch).
     hidden = torch.stack(out.hidden_states, dim=1)  # (mask, layer + 1, token, hidden)
-    attn = torch.stack(out.attentions, dim=1)  # (mask, layer, head, query, key)
+    attn = out.attentions  # per layer (mask, head, query, key): not stacked (see MaskRun.attention_tensor)
     embeddings = _embeddings(loaded, cache, hidden[0, 0])
     specials = _special_positions(loaded, encoding)
 
@@ -317,16 +348,19 @@ def analyze_encoding(
     for i, kind in enumerate(mask_types):
         runs[kind] = MaskRun(
             kind=kind,
-            attention_tensor=attn[i],
+            attention_layers=tuple(layer[i] for layer in attn),
             hidden_tensor=hidden[i],
             head_stats={k: v[i] for k, v in stats.items()},
             mlm={p: predictions[i][j] for j, p in enumerate(mlm_positions)} if predictions else {},
         )
 
     nsp = None
-    if loaded.nsp_head is not None and out.pooler_output is not None:
+    pooled = getattr(out, "pooler_output", None)
+    if loaded.nsp_head is not None and pooled is not None:
         with torch.inference_mode():
-            nsp = float(torch.softmax(loaded.nsp_head(out.pooler_output[0]).float(), -1)[0])
+            nsp = float(torch.softmax(loaded.nsp_head(pooled[0]).float(), -1)[0])
+    replaced = _replaced(loaded, encoding, out.last_hidden_state, mask_types)
+    next_token = _next_tokens(loaded, encoding, out.last_hidden_state, mask_types, top_k)
 
     return Analysis(
         model=loaded.info,
@@ -337,6 +371,8 @@ def analyze_encoding(
         top_k=top_k,
         notes=_notes(loaded, encoding),
         classifier=_classify(loaded, out, mask_types),
+        replaced=replaced,
+        next_token=next_token,
     )
 
 
@@ -361,6 +397,9 @@ def _notes(loaded: LoadedModel, encoding: Encoding) -> list[str]:
             f"The input has {encoding.untruncated_length} tokens; BERT reads at most {loaded.max_length} "
             f"positions, so it was truncated to {len(encoding)}."
         )
+    if encoding.mask_id is None and "[MASK]" in encoding.text + (encoding.pair or ""):
+        notes.append(f"'{loaded.info.name}' is a decoder with no mask token: it reads [MASK] as the characters "
+                     "[, M, A, S, K, ]. It guesses the next token instead of filling a blank.")
     if encoding.mask_positions and loaded.mlm_head is None:
         notes.append(f"'{loaded.info.name}' has no masked-LM head, so [MASK] predictions are not available.")
     if encoding.pair and loaded.nsp_head is None:
@@ -368,25 +407,77 @@ def _notes(loaded: LoadedModel, encoding: Encoding) -> list[str]:
     return notes
 
 
-def _embeddings(loaded: LoadedModel, cache: hooks.Cache, model_output: torch.Tensor) -> Embeddings:
-    """The first row's three embedding lookups (captured at the model's own embedding modules), their sum
-    and LayerNorm, and how far that is from the model's own embedding output."""
-    token, position = cache["embed.token"][0], cache["embed.position"][0]
-    segment = cache["embed.segment"][0] if "embed.segment" in cache else None
-    total = token + position + (segment if segment is not None else 0)
+def _embeddings(loaded: LoadedModel, cache: hooks.Cache, first_layer_input: torch.Tensor) -> Embeddings:
+    """The first row's embedding lookups (captured at the model's own embedding modules), their sum, the
+    projection and LayerNorm in the model's order with its own modules, and how far that is from the model's own
+    embedding output (and from the first layer's input, where a projection follows the embedding output)."""
+    spec = loaded.adapter.embedding
+    lookups = {name.split(".")[1]: cache[name][0] for name in ("embed.token", "embed.segment", "embed.position") if name in cache}
+    total = sum(lookups.values())
+    output = cache["embed.out"][0]
+    projection, norm = loaded.module(spec.projection), loaded.module(spec.norm)
+    parts, steps = dict(lookups), list(lookups)
+    parts["sum"] = total
+    steps.append("sum")
     with torch.inference_mode():
-        normed = loaded.embeddings.LayerNorm(total)
-    diff = float((normed.float() - model_output.float()).abs().max())
-    parts = {"token": token, "segment": segment, "position": position, "sum": total, "layernorm": normed, "model_output": model_output}
-    return Embeddings(parts={name: t for name, t in parts.items() if t is not None}, max_abs_diff=diff)
+        x = total
+        if projection is not None and spec.projection_first:
+            x = parts["projection"] = projection(x)
+            steps.append("projection")
+        if norm is not None:
+            x = parts["layernorm"] = norm(x)
+            steps.append("layernorm")
+        parts["model_output"] = output
+        steps.append("model_output")
+        diff = float((x.float() - output.float()).abs().max())
+        if projection is not None and not spec.projection_first:
+            parts["projection"] = projection(output)
+            steps.append("projection")
+            diff = max(diff, float((parts["projection"].float() - first_layer_input.float()).abs().max()))
+        else:
+            diff = max(diff, float((output.float() - first_layer_input.float()).abs().max()))
+    return Embeddings(parts=parts, max_abs_diff=diff, steps=tuple(steps))
 
 
 def _special_positions(loaded: LoadedModel, encoding: Encoding) -> dict[str, list[int]]:
+    """Where [CLS] and [SEP] (or the family's equivalents, <s> and </s>) are; none in a decoder's input."""
     tok = loaded.tokenizer
     return {
-        "cls": [t.position for t in encoding.tokens if t.id == tok.cls_token_id],
-        "sep": [t.position for t in encoding.tokens if t.id == tok.sep_token_id],
+        "cls": [t.position for t in encoding.tokens if t.special and t.id == tok.cls_token_id],
+        "sep": [t.position for t in encoding.tokens if t.special and t.id == tok.sep_token_id],
     }
+
+
+def _replaced(loaded: LoadedModel, encoding: Encoding, last: torch.Tensor, mask_types: tuple[str, ...]) -> list[dict] | None:
+    """ELECTRA's discriminator on every ordinary token: P(this token was replaced), under the bidirectional mask
+    it was trained with (one small dense pair per token, on the same pass)."""
+    if "rtd" not in loaded.heads or "bidirectional" not in mask_types:
+        return None
+    with torch.inference_mode():
+        probs = torch.sigmoid(loaded.heads["rtd"](last[mask_types.index("bidirectional")]).float())
+    values = to_host(probs).tolist()
+    return [{"position": t.position, "token": t.text, "prob": values[t.position]} for t in encoding.tokens if not t.special]
+
+
+def _next_tokens(loaded: LoadedModel, encoding: Encoding, last: torch.Tensor, mask_types: tuple[str, ...], top_k: int) -> list[dict] | None:
+    """A decoder's guesses for the token after each position, under the causal mask it was trained with, and the
+    probability it gave the token that really comes next (None after the last)."""
+    if "lm" not in loaded.heads or "causal" not in mask_types:
+        return None
+    hidden = last[mask_types.index("causal")]
+    ids_in = encoding.input_ids[0].to(hidden.device)
+    with torch.inference_mode():
+        probs = torch.softmax(loaded.heads["lm"](hidden).float(), dim=-1)
+        values, ids = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
+        actual = probs[:-1].gather(1, ids_in[1:, None])[:, 0]
+    to_piece = loaded.tokenizer.convert_ids_to_tokens
+    following = to_host(actual).tolist() + [None]
+    return [
+        {"position": t.position, "token": t.text,
+         "top": [Prediction(to_piece(i), i, v) for i, v in zip(row_ids, row_values)],
+         "actual": None if p is None else Prediction(encoding.tokens[t.position + 1].text, encoding.tokens[t.position + 1].id, p)}
+        for t, row_ids, row_values, p in zip(encoding.tokens, to_host(ids).tolist(), to_host(values).tolist(), following)
+    ]
 
 
 def _top_predictions(loaded: LoadedModel, hidden: torch.Tensor, top_k: int) -> list[list[list[Prediction]]]:

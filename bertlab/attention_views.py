@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .tokens import Token
+from .transfer import to_host
 
 JS_DIRS = [Path(p) for p in os.environ.get("BERTLAB_JS_DIRS", "/usr/share/javascript:/usr/share/nodejs").split(":")]
 LIBRARIES = {
@@ -176,18 +177,36 @@ def model_view(tokens: Sequence[Token], attentions: np.ndarray) -> str:
     return _offline(_compact(_tokens_stay_in_script(html, tokens), [placeholder] * layers, attentions))
 
 
-def thumbnails(attentions: np.ndarray, tile: int = 48, gap: int = 2) -> bytes:
-    """Every head's attention as a small image in one PNG grid (rows: layers, columns: heads)."""
+def pooled_heads(attentions, size: int) -> np.ndarray:
+    """(layer, head, size, size) float32: each head's (query, key) weights average-pooled to size x size over
+    equal bins and scaled to its own maximum. Computed where the weights are (a GPU's memory: only the small
+    result crosses to the host), from a (layer, head, query, key) array or tensor or one (head, query, key) tensor
+    per layer (MaskRun.attention_layers)."""
+    layers = list(attentions) if isinstance(attentions, (list, tuple)) else list(torch.as_tensor(np.asarray(attentions)
+                                                                                              if not isinstance(attentions, torch.Tensor) else attentions))
+    length = layers[0].shape[-1]
+    edges = torch.from_numpy(np.linspace(0, length, size + 1).astype(int))
+    counts = edges.diff().float()
+    pooled = []
+    for weights in layers:
+        e = edges.to(weights.device)
+        # a bin's sum from a 2-D running sum (zero-padded in front): S[b1, c1] − S[b0, c1] − S[b1, c0] + S[b0, c0]
+        s = torch.nn.functional.pad(weights.float().cumsum(-1).cumsum(-2), (1, 0, 1, 0))
+        rows_hi, rows_lo = s[:, e[1:]], s[:, e[:-1]]
+        sums = rows_hi[:, :, e[1:]] - rows_lo[:, :, e[1:]] - rows_hi[:, :, e[:-1]] + rows_lo[:, :, e[:-1]]
+        mean = sums / (counts.to(weights.device)[:, None] * counts.to(weights.device)[None, :])
+        pooled.append(mean / mean.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12))
+    return to_host(torch.stack(pooled))
+
+
+def thumbnails(attentions, tile: int = 48, gap: int = 2) -> bytes:
+    """Every head's attention as a small image in one PNG grid (rows: layers, columns: heads); the pooling runs
+    where the weights are (pooled_heads)."""
     from PIL import Image
 
-    layers, heads, length, _ = attentions.shape
+    layers, heads, length = len(attentions), attentions[0].shape[0], attentions[0].shape[-1]
     size = min(tile, length)
-    edges = np.linspace(0, length, size + 1).astype(int)
-    # average-pool each (query, key) matrix down to size x size
-    pooled = np.add.reduceat(np.add.reduceat(attentions, edges[:-1], axis=2, dtype=np.float32), edges[:-1], axis=3)
-    counts = np.diff(edges)
-    pooled = pooled / counts[:, None] / counts[None, :]
-    pooled = pooled / np.maximum(pooled.max(axis=(2, 3), keepdims=True), 1e-12)
+    pooled = pooled_heads(attentions, size)
     grid = np.ones((layers * (size + gap) - gap, heads * (size + gap) - gap), dtype=np.float32) * -1
     for l in range(layers):
         for h in range(heads):
@@ -203,16 +222,30 @@ def thumbnails(attentions: np.ndarray, tile: int = 48, gap: int = 2) -> bytes:
     return buffer.getvalue()
 
 
-def _label_grid(image, layers: int, heads: int, step: int):
-    """Head numbers across the top, layer numbers down the left."""
-    from PIL import Image, ImageDraw
+LABEL_SHARE = 0.4
+"""A head or layer label is this share of a tile's pitch tall: the grid is shown at its own width on a laptop or
+projector and shrunk to a phone's 350 px, and a label of 0.4 tiles stays ~11 px or more on the phone."""
 
-    left, top = 34, 18
+
+def _label_grid(image, layers: int, heads: int, step: int):
+    """Head numbers across the top, layer numbers down the left, in a font that grows with the tiles (Pillow's
+    built-in scalable font; its fixed bitmap font is 11 px, ~4 px once a phone shrinks the grid)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    size = max(14, int(step * LABEL_SHARE))
+    try:
+        font = ImageFont.load_default(size=size)
+    except (TypeError, ImportError, OSError):  # Pillow without FreeType: its bitmap font, small but readable on a laptop
+        font = ImageFont.load_default()
+    draw = ImageDraw.Draw(image)
+    left = int(draw.textlength(f"L{layers - 1}", font=font)) + size // 2
+    top = int(size * 1.4)
     framed = Image.new("RGB", (image.width + left, image.height + top), "white")
     framed.paste(image, (left, top))
     draw = ImageDraw.Draw(framed)
+    ink = (31, 41, 55)  # gray-800 on white: 14:1
     for h in range(heads):
-        draw.text((left + h * step + step // 2 - 4, 3), str(h), fill=(55, 65, 81))
+        draw.text((left + h * step + step // 2, top // 2), str(h), fill=ink, font=font, anchor="mm")
     for l in range(layers):
-        draw.text((6, top + l * step + step // 2 - 6), f"L{l}", fill=(55, 65, 81))
+        draw.text((left - size // 4, top + l * step + step // 2), f"L{l}", fill=ink, font=font, anchor="rm")
     return framed

@@ -22,6 +22,7 @@ from .analysis import analyze_encoding
 from .loading import LoadedModel, random_model
 from .mlm import mask_each_token
 from .sample import text_of
+from .families import Sizes
 from .tokens import encode
 
 def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
@@ -37,21 +38,28 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> f
     return statistics.median(times)
 
 
-def sdpa_reference(loaded: LoadedModel) -> torch.nn.Module:
-    """The same encoder weights with PyTorch's fused attention and no extra outputs: the floor."""
+def sdpa_reference(loaded: LoadedModel, attention: str | None = None) -> torch.nn.Module:
+    """The same weights with PyTorch's fused attention (where the family has it: DeBERTa does not), or the
+    `attention` implementation named, and no extra outputs: the floor."""
     config = copy.deepcopy(loaded.encoder.config)
-    config._attn_implementation = "sdpa"
-    ref = type(loaded.encoder)(config, add_pooling_layer=False)
+    cls = type(loaded.encoder)
+    config._attn_implementation = attention or ("sdpa" if getattr(cls, "_supports_sdpa", False) else "eager")
+    try:
+        ref = cls(config, add_pooling_layer=False)
+    except TypeError:  # only BERT's copies have a pooler to leave out
+        ref = cls(config)
     ref.load_state_dict(loaded.encoder.state_dict(), strict=False)
+    ref.bench_options = dict(loaded.adapter.run_options)
     return ref.to(loaded.device, loaded.dtype).eval()
 
 
 def bare(ref: torch.nn.Module, ids: torch.Tensor) -> Callable[[], object]:
     ids = ids.to(next(ref.parameters()).device)
+    options = getattr(ref, "bench_options", {})
 
     def run() -> object:
         with torch.inference_mode():
-            return ref(input_ids=ids)
+            return ref(input_ids=ids, **options)
 
     return run
 
@@ -92,6 +100,36 @@ def measure_engine(loaded: LoadedModel, repeats: int) -> dict:
     }
 
 
+FAMILY_SHAPE = Sizes(6, 12, 384, 1536, 512)
+"""The one shape every family is timed at (MiniLM's): 6 layers, 12 heads, hidden 384, FFN 1536."""
+
+
+def measure_families(repeats: int, device: str | None = None, tokens: int = 64) -> dict:
+    """P1 for every family at one shape: the full analysis at 64 tokens (both masks, every internal) ÷ one bare
+    forward of the same random weights with the family's fastest attention. What it shows: the adapters add
+    nothing a family pays for beyond what BERT pays (issue: no family above 1.3× BERT's ratio)."""
+    from . import families
+    from .loading import random_family
+
+    ratios, seconds = {}, {}
+    long_text = text_of(4 * tokens, mask=False)
+    for name, adapter in families.adapters().items():
+        loaded = random_family(adapter, FAMILY_SHAPE, device)
+        enc = encode(loaded, long_text, max_length=tokens)
+        # the faster of its fused and its eager attention (ModernBERT's fused path with local windows is the slower
+        # on a CPU): the ratio is against the best this family's own forward does
+        t_bare = min(median_seconds(bare(sdpa_reference(loaded, kind), enc.input_ids), repeats) for kind in ("sdpa", "eager")
+                     if kind == "eager" or getattr(type(loaded.encoder), "_supports_sdpa", False))
+        t_full = median_seconds(lambda: analyze_encoding(loaded, enc), repeats)
+        ratios[name] = t_full / t_bare
+        seconds[name] = {"bare": t_bare, "full_analysis": t_full, "tokens": len(enc)}
+    return {
+        "p1_family_ratios": ratios,
+        "p1_family_worst_vs_bert": max(ratios.values()) / ratios["bert"],
+        "p1_family_detail": {"shape": "6 layers, 12 heads, hidden 384, FFN 1536, random weights", "seconds": seconds},
+    }
+
+
 def measure_experiments(loaded: LoadedModel, ref: torch.nn.Module, repeats: int) -> dict:
     """P8: head importance at 32 tokens (every head ablated alone: layers × heads rows plus the unablated one,
     batched, with the ablation hooks and the MLM head at one position) against one plain batched SDPA pass of
@@ -127,24 +165,30 @@ def measure_host_bytes(loaded: LoadedModel, tokens: int = 512) -> dict:
 
 def run_bench(
     size: str = "bert-base", device: str | None = None, repeats: int = 7, browser: bool = True, analyses: int = 200,
-    p4_size: str = "bert-large",
+    p4_size: str = "bert-large", dtype: str = "auto", families: bool = False,
 ) -> dict:
     result: dict = {"model_config": size, "notes": []}
-    loaded = random_model(size, device)
+    loaded = random_model(size, device, dtype)
     result["device"] = str(loaded.device)
+    result["dtype"] = loaded.info.dtype
     result["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
     if loaded.device.type == "cuda":
         result["machine"] += f", {torch.cuda.get_device_name()}"
     result.update(measure_engine(loaded, repeats))
+    influence = measure_influence(loaded, repeats)
+    result["seconds"].update(influence.pop("seconds"))
+    result.update(influence)
     result["p4_ms"] = None
     if loaded.device.type == "cuda":
         result["p4_ms"], result["p4_half_precision"] = measure_gpu(loaded, size)
     else:
         result["notes"].append("p4_ms: no CUDA GPU on this machine; run the bench on a GPU with --device cuda.")
     # One analysis with the shape P4 names (BERT-large at 512 tokens): the byte counts depend on shapes only.
-    result.update(measure_host_bytes(loaded if p4_size == size else random_model(p4_size, device)), p4_model_config=p4_size)
+    result.update(measure_host_bytes(loaded if p4_size == size else random_model(p4_size, device, dtype)), p4_model_config=p4_size)
+    if families:
+        result.update(measure_families(repeats, device))
     del loaded
-    for key in ("p3_bytes_128", "p3_bytes_512", "p5_seconds", "p6_rss_mb", "p6_rss_growth_mb"):
+    for key in ("p3_bytes_128", "p3_bytes_512", "p5_seconds", "p6_rss_mb", "p6_rss_growth_mb", "p10_first_page_seconds"):
         result.setdefault(key, None)
     if browser or analyses:
         # Imported here, only when the app's figures are asked for: they drive app.py from outside (a real
@@ -163,7 +207,40 @@ def run_bench(
         result.update(measure_corpus(device, repeats))
     except Exception as err:  # a bench reports what it could not measure instead of dying
         result["notes"].append(f"p9: corpus measurement failed: {type(err).__name__}: {err}")
+    result["p11_atlas_seconds"] = None
+    try:
+        atlas = measure_atlas(device, repeats)
+        result["seconds"].update(atlas.pop("seconds"))
+        result.update(atlas)
+    except Exception as err:  # as p9: say what could not be measured
+        result["notes"].append(f"p11: atlas measurement failed: {type(err).__name__}: {err}")
     return result
+
+
+def measure_influence(loaded: LoadedModel, repeats: int) -> dict:
+    """P10: the six influence measures for the [MASK] of a 32-token text (one plain row, value zeroing at every
+    layer in one batched pass, occlusion, integrated gradients) ÷ experiments.attribute alone on the same input."""
+    from .experiments import attribute
+    from .influence import influence
+
+    enc = encode(loaded, text_of(32))
+    position = enc.mask_positions[0]
+    t_attribute = median_seconds(lambda: attribute(loaded, enc, position), max(1, repeats // 2))
+    t_influence = median_seconds(lambda: influence(loaded, enc, position), max(1, repeats // 2))
+    return {"p10_influence_ratio": t_influence / t_attribute,
+            "seconds": {"attribute_32": t_attribute, "influence_32": t_influence}}
+
+
+def measure_atlas(device: str | None = "cpu", repeats: int = 3) -> dict:
+    """P11: the head atlas (every head's behaviour, the JS distances of every pair, the map) over the shipped
+    corpus with the packaged MiniLM, bidirectional (s, median)."""
+    from .atlas import atlas, load_sentences
+    from .loading import PACKAGED_MODEL, load_model
+
+    loaded = load_model(PACKAGED_MODEL, device=device or "auto")
+    sentences = load_sentences()[0]
+    seconds = median_seconds(lambda: atlas(loaded, sentences), max(1, min(3, repeats)), warmup=0)
+    return {"p11_atlas_seconds": seconds, "seconds": {f"atlas_{len(sentences)}_minilm": seconds}}
 
 
 CORPUS_QUERY = ("I sat on the bank and watched the river flow.", "bank")
@@ -190,11 +267,37 @@ def measure_corpus(device: str | None = "cpu", repeats: int = 3, loaded: LoadedM
     vector = corpora.occurrence(loaded, sentence, word)
     search = median_seconds(lambda: corpora.neighbors(index, word, vector, layer, "bidirectional", 5), 50)
     return {
+        "p9_index_load_seconds": index_load_seconds(loaded, corpus, index),
         "p9_index_seconds": seconds,
         "p9_query_ms": 1000 * median_seconds(query, 20),
         "p9_index_mb": index.nbytes / 2**20,
         "p9_detail": {"model": loaded.info.name, "device": str(loaded.device), "sentences": len(index), "search_ms": 1000 * search},
     }
+
+
+def index_load_seconds(loaded: LoadedModel, corpus, index) -> float:
+    """The index kept on disk, read back in a new process (a second server start): seconds for
+    bertlab.corpus.stored_index to return it there, the model's fingerprint included, its loading not."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from . import corpus as corpora
+
+    with tempfile.TemporaryDirectory() as folder:
+        path, key = corpora.index_path(loaded, corpus, index.mask_types, __import__("pathlib").Path(folder))
+        corpora.write_index(path, key, index)
+        code = (
+            "import json, time; from pathlib import Path; import bertlab; from bertlab import corpus as c; "
+            f"m = bertlab.load_model({loaded.info.name!r}, device={loaded.info.device!r}); t = time.perf_counter(); "
+            f"i = c.stored_index(m, c.shipped_corpus(), directory=Path({folder!r})); "
+            "print(json.dumps({'seconds': time.perf_counter() - t, 'rows': len(i)}))"
+        )
+        if corpus is not corpora.shipped_corpus():
+            raise ValueError("the load figure is measured on the shipped corpus")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=True,
+                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
 
 
 HALF_TOLERANCE = {"attention": 2e-2, "hidden_cosine": 0.99}
@@ -235,7 +338,7 @@ def half_agreement(reference, half) -> dict:
 def main(args) -> int:
     result = run_bench(
         args.model_config, args.device, args.repeats, browser=not args.no_browser, analyses=args.analyses,
-        p4_size=args.p4_model_config,
+        p4_size=args.p4_model_config, dtype=getattr(args, "dtype", "auto"), families=getattr(args, "families", False),
     )
     if args.json:
         print(json.dumps(result))

@@ -1,5 +1,5 @@
 """Command line: `bertlab analyze|nsp|senses|probe-senses|neighbors|head|layers|ablate|knockout|importance|attribute|
-prefetch|bench|app` (or `python -m bertlab ...`). JSON output is a contract for scripts."""
+influence|atlas|prefetch|bench|app` (or `python -m bertlab ...`). JSON output is a contract for scripts."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     def model_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", default=DEFAULT_MODEL, help="hub id, local directory, or 'minilm' (packaged, offline)")
         p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-        p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+        p.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
+                       help="auto: bfloat16 on a CUDA GPU, float32 elsewhere")
         p.add_argument("--json", action="store_true", help="print one JSON object")
 
     analyze = sub.add_parser("analyze", help="tokens, MLM at each [MASK] under both masks, NSP")
@@ -102,12 +103,21 @@ def _parser() -> argparse.ArgumentParser:
     near.add_argument("--k", type=int, default=5)
     model_options(near)
 
+    index = sub.add_parser("index", help="build a corpus index and keep it in the cache folder (BERTLAB_CACHE_DIR)")
+    index.add_argument("corpus", nargs="?", help="a .tsv/.csv with word, sense, sentence (default: the shipped corpus)")
+    model_options(index)
+
+    _influence_parsers(sub, model_options)
+
     prefetch = sub.add_parser("prefetch", help="download checkpoints into the local cache for offline use")
     prefetch.add_argument("models", nargs="+")
 
     bench = sub.add_parser("bench", help="speed and size against references measured in the same run")
     bench.add_argument("--model-config", default="bert-base", help="bert-base, bert-large, ... (random-init weights)")
     bench.add_argument("--device", default="auto")
+    bench.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
+                       help="auto: bfloat16 on a CUDA GPU, float32 elsewhere")
+    bench.add_argument("--families", action="store_true", help="also time every family at one shape (p1_family_ratios)")
     bench.add_argument("--repeats", type=int, default=7)
     bench.add_argument("--analyses", type=int, default=200, help="distinct analyses for the memory figure (0: skip)")
     bench.add_argument("--no-browser", action="store_true", help="skip the Chromium figures (P3, P5)")
@@ -164,8 +174,10 @@ def _run(args: argparse.Namespace) -> int:
         for name, path in zip(args.models, prefetch(args.models)):
             print(f"{name}: {path}")
         return 0
-    if args.command in ("probe-senses", "neighbors"):
+    if args.command in ("probe-senses", "neighbors", "index"):
         return _corpus_command(args)
+    if args.command in ("influence", "atlas"):
+        return _influence_command(args)
     if args.top_k < 1 if args.command == "analyze" else False:
         raise BertlabError("--top-k must be at least 1.")
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
@@ -239,7 +251,9 @@ def _inside(loaded, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data))
     else:
-        print(f"mean norms per layer ({args.mask}): x, A, LayerNorm(A + x), F, output")
+        h = "LayerNorm(x + A)" if loaded.info.norm_placement == "post" else "x + A"
+        print(f"{loaded.info.title}, {loaded.info.norm_placement}-norm: {loaded.adapter.formula}")
+        print(f"mean norms per layer ({args.mask}): x, A, h = {h}, F, output")
         for entry in data["layers"]:
             means = [sum(entry[k]) / len(entry[k]) for k in ("input_norm", "attention_norm", "after_attention_norm", "ffn_norm", "output_norm")]
             print(f"layer {entry['layer']:2d}: " + "  ".join(f"{m:8.3f}" for m in means))
@@ -348,7 +362,8 @@ def run_app(streamlit_args: list[str]) -> int:
 
 def _analysis_text(data: dict) -> str:
     model = data["model"]
-    lines = [f"{model['name']}: {model['layers']} layers, {model['heads']} heads, hidden {model['hidden_size']}, on {model['device']}"]
+    lines = [f"{model['name']}: {model.get('title') or model['family']}, {model['layers']} layers, {model['heads']} heads, "
+             f"hidden {model['hidden_size']}, {model['norm_placement']}-norm, {model['positions']} positions, on {model['device']}"]
     lines.append("tokens: " + " ".join(f"{t['text']}({t['id']})" for t in data["tokens"]))
     for note in data["notes"]:
         lines.append(f"note: {note}")
@@ -358,6 +373,12 @@ def _analysis_text(data: dict) -> str:
             lines.append(f"[MASK] at {entry['position']} ({kind}): {guesses}")
     if data["nsp"]:
         lines.append(f"IsNext: {data['nsp']['is_next']:.3f}")
+    if data.get("replaced"):
+        shown = ", ".join(f"{r['token']} {r['prob']:.2f}" for r in data["replaced"])
+        lines.append(f"P(replaced) per token (ELECTRA's discriminator): {shown}")
+    for entry in data.get("next_token") or []:
+        guesses = ", ".join(f"{p['token']} {p['prob']:.3f}" for p in entry["top"])
+        lines.append(f"after {entry['token']} ({entry['position']}), next: {guesses}")
     return "\n".join(lines)
 
 
@@ -371,7 +392,10 @@ def _senses_text(data: dict) -> str:
 
 
 def _corpus_command(args: argparse.Namespace) -> int:
-    """probe-senses and neighbors: the corpus is read (and refused) before the model loads."""
+    """probe-senses, neighbors and index: the corpus is read (and refused) before the model loads; the index comes
+    from the cache folder when one was built before (bertlab.corpus.stored_index)."""
+    import time
+
     from . import corpus as corpora
     from .loading import load_model
 
@@ -383,7 +407,15 @@ def _corpus_command(args: argparse.Namespace) -> int:
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     if loaded.info.notice:
         print(f"notice: {loaded.info.notice}", file=sys.stderr)
-    index = corpora.build_index(loaded, corpus)
+    began = time.perf_counter()
+    index = corpora.stored_index(loaded, corpus)
+    if args.command == "index":
+        path, _ = corpora.index_path(loaded, corpus)
+        data = {"model": loaded.info.name, "corpus": corpus.name, "sentences": len(index), "path": str(path),
+                "seconds": round(time.perf_counter() - began, 3), "mb": round(index.nbytes / 2**20, 2)}
+        print(json.dumps(data) if args.json else f"{data['sentences']} sentences of {corpus.name} by {loaded.info.name}: "
+              f"{path} ({data['mb']} MB, {data['seconds']} s)")
+        return 0
     if index.skipped:
         print(f"notice: {len(index.skipped)} sentence(s) left out: the word lies beyond {loaded.max_length} tokens.", file=sys.stderr)
     if args.command == "probe-senses":
@@ -404,6 +436,10 @@ def _probe_text(data: dict) -> str:
     ]
     for layer in data["layers"]:
         lines.append(f"{layer:>5}  {data['bidirectional'][layer]:>13.3f}  {data['causal'][layer]:>6.3f}  {data['baseline']:>8.3f}")
+    for order, by_mask in data.get("by_order", {}).items():
+        settled = "before the word" if order == "before" else "only after the word"
+        lines.append(f"sentences whose sense is settled {settled}: bidirectional "
+                     + " ".join(f"{v:.2f}" for v in by_mask["bidirectional"]) + " | causal " + " ".join(f"{v:.2f}" for v in by_mask["causal"]))
     return "\n".join(lines)
 
 
@@ -411,4 +447,74 @@ def _neighbors_text(data: dict) -> str:
     lines = [f"'{data['target']}' at layer {data['layer']}, {data['mask']} mask; vote: {data['vote'] or '(unlabelled corpus)'}"]
     for n in data["neighbors"]:
         lines.append(f"  {n['cosine']:.3f}  {n['sense'] or '-':<12}  {n['sentence']}")
+    return "\n".join(lines)
+
+
+# --- influence and atlas (bertlab.influence, bertlab.atlas) -----------------------------------------------
+
+
+def _influence_parsers(sub, model_options) -> None:
+    influence = sub.add_parser("influence", help="six measures of each input token's influence on one position, and how they agree")
+    influence.add_argument("text")
+    influence.add_argument("--position", type=int, help="the position to explain (default: the first [MASK]; 0 is the first token)")
+    influence.add_argument("--pair", help="second sentence (segment B)")
+    influence.add_argument("--token", help="the token whose probability occlusion and IG explain (default: the top guess)")
+    influence.add_argument("--steps", type=int, default=32, help="integrated-gradients steps (batched)")
+    model_options(influence)
+
+    atlas = sub.add_parser("atlas", help="every head over a corpus: mass to specials, punctuation, neighbours; a map of heads")
+    atlas.add_argument("corpus", nargs="?", help="a .tsv/.csv with a sentence column, or a .txt with one sentence per line (default: shipped)")
+    atlas.add_argument("--mask", default="bidirectional", choices=MASK_TYPES)
+    atlas.add_argument("--limit", type=int, help="only the first N sentences")
+    model_options(atlas)
+
+
+def _influence_command(args: argparse.Namespace) -> int:
+    """influence and atlas: the input (a corpus file) is read and refused before the model loads."""
+    from .loading import load_model
+
+    if args.command == "atlas":
+        from .atlas import atlas, load_sentences
+
+        if args.limit is not None and args.limit < 1:
+            raise BertlabError("--limit must be at least 1.")
+        sentences, _, name = load_sentences(args.corpus)
+        sentences = sentences[: args.limit] if args.limit else sentences
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype)
+    if loaded.info.notice:
+        print(f"notice: {loaded.info.notice}", file=sys.stderr)
+    if args.command == "atlas":
+        data = atlas(loaded, sentences, args.mask, corpus=name).to_dict()
+        print(json.dumps(data) if args.json else _atlas_text(data))
+        return 0
+    from .influence import influence
+    from .tokens import encode
+
+    result = influence(loaded, encode(loaded, args.text, args.pair), args.position, args.token, args.steps)
+    data = result.to_dict()
+    print(json.dumps(data) if args.json else _influence_text(data))
+    return 0
+
+
+def _influence_text(data: dict) -> str:
+    from .influence import METHODS, NAMES
+
+    target = f"log P(“{data['target']}”)" if data["target"] else "its last hidden state"
+    lines = [f"influence on position {data['position']} ({data['token']}), {data['mask']} mask; occlusion and integrated "
+             f"gradients explain {target}; occlusion puts {data['replacement']}",
+             f"{'token':>14} " + " ".join(f"{NAMES[m][:11]:>11}" for m in METHODS)]
+    for i, token in enumerate(data["tokens"]):
+        lines.append(f"{token[:14]:>14} " + " ".join(f"{data['methods'][m][i]:11.3f}" for m in METHODS))
+    lines.append(data["disagreement"])
+    return "\n".join(lines)
+
+
+def _atlas_text(data: dict) -> str:
+    from .atlas import STATS
+
+    lines = [f"{data['model']}: every head over {data['sentences']} sentences ({data['tokens']} tokens) of "
+             f"{data['corpus']}, {data['mask']} mask; mean attention mass per token, entropy in nats",
+             f"{'head':>6} " + " ".join(f"{s:>7}" for s in STATS) + "  dominant"]
+    for h in data["heads"]:
+        lines.append(f"{h['layer']:>3}.{h['head']:<2} " + " ".join(f"{h[s]:7.3f}" for s in STATS) + f"  {h['dominant']}")
     return "\n".join(lines)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .analysis import Analysis
+from .analysis import Analysis, Prediction
 from .errors import InputError
 from .metrics import cosine
 from .tokens import Encoding
@@ -65,3 +65,54 @@ def compare_word(a: Analysis, b: Analysis, position: int, kind: str = "bidirecti
     vector_a = hidden_a[:layers, in_a].mean(1)  # (layer + 1, hidden): the word as the mean of its pieces
     vector_b = hidden_b[:layers, in_b].mean(1)
     return WordComparison(source[start:end], pieces, cosine(vector_a, vector_b), kind)
+
+
+@dataclass
+class Guess:
+    """One model's guess for one word of the text: its top piece, and the probability it gave the real one."""
+
+    top: Prediction
+    actual: float
+
+
+@dataclass
+class FillOrNext:
+    """One word of the text, guessed two ways: BERT fills a blank there (it sees both sides), GPT guesses it as
+    the next token (it sees only what came before)."""
+
+    word: str
+    start: int
+    encoder: Guess | None
+    """The encoder with this word masked alone (mask-each-token): its top guess and P(the word's first piece)."""
+    decoder: Guess | None
+    """The decoder after the words before it: its top next-token guess and P(the word's first piece); None for the
+    first word, which nothing comes before."""
+
+    def to_dict(self) -> dict:
+        guess = lambda g: None if g is None else {"top": g.top.to_dict(), "actual": round(g.actual, 6)}  # noqa: E731
+        return {"word": self.word, "start": self.start, "encoder": guess(self.encoder), "decoder": guess(self.decoder)}
+
+
+def fill_and_next(encoder: Analysis, each, decoder: Analysis) -> list[FillOrNext]:
+    """Each word of segment A, matched by its first character across the two tokenizations: the encoder's
+    mask-each-token guess at its first piece (`each`, a bertlab.mlm.MaskEach under the bidirectional mask) beside
+    the decoder's next-token guess made at the piece before it (Analysis.next_token)."""
+    if encoder.encoding.text != decoder.encoding.text:
+        raise InputError("Both analyses must be of the same text.")
+    if decoder.next_token is None:
+        raise InputError(f"'{decoder.model.name}' predicts no next token: the second model must be a decoder such as gpt2.")
+    scored = dict(zip(each.positions, zip(each.top, np.exp(each.log_probs).tolist())))
+    text = encoder.encoding.text
+    rows = []
+    for token in encoder.tokens:
+        if token.special or token.continuation or token.segment != 0:
+            continue
+        _, start, end = word_span(encoder.encoding, token.position)
+        bert = Guess(*scored[token.position]) if token.position in scored else None
+        covering = [t for t in decoder.tokens if not t.special and t.segment == 0 and t.start <= start < max(t.end, t.start + 1)]
+        gpt = None
+        if covering and covering[0].position > 0:
+            before = decoder.next_token[covering[0].position - 1]
+            gpt = Guess(before["top"][0], before["actual"].prob)
+        rows.append(FillOrNext(text[start:end], start, bert, gpt))
+    return rows

@@ -17,6 +17,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
+import logging
+import os
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -33,7 +37,12 @@ from .loading import LoadedModel
 from .senses import find_word, hidden_under_masks, lowercases, pca2, pool, token_span, tokenize
 from .tokens import check_text
 
+log = logging.getLogger(__name__)
+
 COLUMNS = ("word", "sense", "sentence")
+ORDERS = ("before", "after")
+"""An optional fourth column, `order`: whether the words that settle the sense come before the target word or only
+after it (the shipped corpus has both halves: what a causal mask can and cannot see)."""
 MAX_CORPUS_BYTES = 2_000_000
 MAX_ROWS = 5_000
 MAX_SENTENCE_CHARS = 300
@@ -66,6 +75,8 @@ class Corpus:
     """The line of the file each row came from, for messages."""
     digest: str
     """A hash of the file's bytes (and the selected word): the cache key of an index, with the model."""
+    orders: tuple[str | None, ...] = ()
+    """Per row, 'before' or 'after' (ORDERS) where the file has an `order` column; empty otherwise."""
 
     def __len__(self) -> int:
         return len(self.sentences)
@@ -97,6 +108,7 @@ class Corpus:
             name=self.name,
             words=tuple(word if self.plain else self.words[i] for i in rows),
             senses=tuple(self.senses[i] for i in rows),
+            orders=tuple(self.orders[i] for i in rows) if self.orders else (),
             sentences=tuple(self.sentences[i] for i in rows),
             lines=tuple(self.lines[i] for i in rows),
             digest=hashlib.sha256(f"{self.digest}\0{word.casefold()}".encode()).hexdigest(),
@@ -199,7 +211,8 @@ def _read_table(text: str, name: str, digest: str, delimiter: str) -> Corpus:
                 f"A corpus needs a header row with the columns {', '.join(COLUMNS)}."
             )
         where = {c: columns.index(c) for c in COLUMNS}
-        words, senses, sentences, lines = [], [], [], []
+        order_column = columns.index("order") if "order" in columns else None
+        words, senses, sentences, lines, orders = [], [], [], [], []
         for record in reader:
             line = reader.line_num
             if not any(cell.strip() for cell in record):
@@ -214,6 +227,12 @@ def _read_table(text: str, name: str, digest: str, delimiter: str) -> Corpus:
             _check_sentence(sentence, line)
             if find_word(sentence, word, lowercase=False) is None:
                 raise InputError(f"Line {line}: '{word}' does not occur as a whole word in \"{sentence}\".")
+            if order_column is not None:
+                order = record[order_column].strip().lower() if len(record) > order_column else ""
+                if order not in ORDERS:
+                    raise InputError(f"Line {line}: the order is '{order}'; it is 'before' or 'after' (where the words that "
+                                     "settle the sense are).")
+                orders.append(order)
             words.append(word)
             senses.append(sense)
             sentences.append(sentence)
@@ -226,7 +245,7 @@ def _read_table(text: str, name: str, digest: str, delimiter: str) -> Corpus:
         raise InputError(f"{name} is empty: a corpus needs at least one sentence.") from None
     if not sentences:
         raise InputError(f"{name} has a header row but no sentences.")
-    return Corpus(name, tuple(words), tuple(senses), tuple(sentences), tuple(lines), digest)
+    return Corpus(name, tuple(words), tuple(senses), tuple(sentences), tuple(lines), digest, tuple(orders))
 
 
 # --- the index -----------------------------------------------------------------------------------
@@ -399,6 +418,110 @@ def build_index(
     )
 
 
+# --- the index on disk --------------------------------------------------------------------------
+# An index is built once per (model identity, corpus content, mask set) and kept in a cache folder, so a second
+# server start (or a second process) reads it instead of running the model over the corpus again. A file is only
+# trusted when everything it was built from matches; anything else (stale, corrupt, cut short) is rebuilt.
+
+INDEX_FORMAT = 1
+"""Bumped whenever what an index file holds changes: older files are then rebuilt, never misread."""
+
+
+def cache_dir() -> Path:
+    """Where bertlab keeps what it can rebuild (corpus indexes): BERTLAB_CACHE_DIR, else the user's cache folder
+    (~/.cache/bertlab). Safe to delete at any time."""
+    configured = os.environ.get("BERTLAB_CACHE_DIR")
+    if configured:
+        return Path(configured).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bertlab"
+
+
+_identities: dict[int, str] = {}
+
+
+def model_identity(loaded: LoadedModel) -> str:
+    """A fingerprint of what an index depends on in the model: its family, dtype and tokenizer (the whole
+    vocabulary and its rules), and every parameter's name, shape and first values: another checkpoint, a
+    fine-tune, or random weights of the same shape never share a fingerprint. Computed once per loaded model."""
+    key = id(loaded.encoder)
+    if key not in _identities:
+        digest = hashlib.sha256(f"{loaded.info.family}\0{loaded.info.dtype}\0".encode())
+        backend = getattr(loaded.tokenizer, "backend_tokenizer", None)
+        if backend is not None:  # its rules and vocabulary, without the padding and truncation a call last set
+            rules = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("padding", "truncation")}
+        else:
+            rules = loaded.tokenizer.get_vocab()
+        digest.update(json.dumps(rules, sort_keys=True).encode())
+        with torch.inference_mode():
+            for name, parameter in loaded.encoder.named_parameters():
+                digest.update(f"{name}{tuple(parameter.shape)}".encode())
+                digest.update(parameter.detach().flatten()[:64].float().cpu().numpy().tobytes())
+        _identities[key] = digest.hexdigest()
+    return _identities[key]
+
+
+def index_path(loaded: LoadedModel, corpus: Corpus, mask_types: tuple[str, ...] = masks.MASK_TYPES,
+               directory: Path | None = None) -> tuple[Path, str]:
+    """The file an index of `corpus` by this model under `mask_types` lives in, and the key it must carry."""
+    key = hashlib.sha256(f"{INDEX_FORMAT}\0{model_identity(loaded)}\0{corpus.digest}\0{','.join(mask_types)}".encode()).hexdigest()
+    return (directory or cache_dir()) / f"index-{key[:40]}.npz", key
+
+
+def read_index(path: Path, key: str, loaded: LoadedModel, corpus: Corpus, mask_types: tuple[str, ...]) -> CorpusIndex:
+    """An index from disk, only if it is exactly the one asked for; raises ValueError (or an I/O error) otherwise."""
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["meta"]))
+        if meta.get("key") != key or meta.get("format") != INDEX_FORMAT or tuple(meta.get("mask_types", ())) != tuple(mask_types):
+            raise ValueError("it was built from something else")
+        vectors, norms, rows = data["vectors"], data["norms"], data["rows"]
+    pieces = [tuple(p) for p in meta["pieces"]]
+    expected = (len(mask_types), loaded.info.layers + 1, len(rows), loaded.info.hidden_size)
+    if vectors.shape != expected or norms.shape != expected[:3] or len(pieces) != len(rows):
+        raise ValueError(f"its arrays are {vectors.shape}, not {expected}")
+    if len(rows) and (rows.min() < 0 or rows.max() >= len(corpus)):
+        raise ValueError("its rows are not the corpus's")
+    return CorpusIndex.from_vectors(loaded.info.name, corpus, vectors, mask_types, rows=rows, pieces=pieces, norms=norms)
+
+
+def write_index(path: Path, key: str, index: CorpusIndex) -> None:
+    """Write atomically: a temporary file beside it, then a rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"key": key, "format": INDEX_FORMAT, "mask_types": list(index.mask_types), "model": index.model,
+            "corpus": index.corpus.name, "pieces": [list(p) for p in index.pieces]}
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            np.savez(handle, vectors=index.vectors, norms=index.norms, rows=index.rows, meta=np.array(json.dumps(meta)))
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def stored_index(
+    loaded: LoadedModel,
+    corpus: Corpus,
+    progress: Callable[[int, int], None] | None = None,
+    mask_types: tuple[str, ...] = masks.MASK_TYPES,
+    directory: Path | None = None,
+) -> CorpusIndex:
+    """The index from the cache folder when a valid one is there; else built (with `progress`) and stored. A
+    folder that cannot be written only costs the next process a rebuild."""
+    path, key = index_path(loaded, corpus, mask_types, directory)
+    if path.exists():
+        try:
+            index = read_index(path, key, loaded, corpus, mask_types)
+            log.info("corpus index of %s by %s read from %s", corpus.name, loaded.info.name, path)
+            return index
+        except Exception as err:  # numpy, zipfile and json each raise their own: none of it is trusted
+            log.warning("rebuilding the corpus index %s: %s", path, err)
+    index = build_index(loaded, corpus, progress=progress, mask_types=mask_types)
+    try:
+        write_index(path, key, index)
+    except OSError as err:
+        log.warning("could not keep the corpus index in %s: %s", path.parent, err)
+    return index
+
+
 def occurrence(loaded: LoadedModel, sentence: str, word: str, mask_types: tuple[str, ...] = masks.MASK_TYPES) -> dict[str, np.ndarray]:
     """The word's vector in one sentence at every layer, per mask (layer + 1, hidden): what to search with."""
     sentence = check_text(sentence, "The sentence").strip()
@@ -521,6 +644,11 @@ class Probe:
     baseline: float
     count: int
     words: dict[str, WordProbe]
+    by_order: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    """'before' / 'after' -> mask type -> (layer + 1,): the accuracy over the occurrences whose sense is settled
+    by words before the target / only after it (a corpus with an `order` column)."""
+    orders: list[dict] = field(default_factory=list)
+    """Each occurrence probed: its line, word, sense and order."""
 
     @property
     def layers(self) -> int:
@@ -555,6 +683,8 @@ class Probe:
                 word: {**{kind: rounded(acc) for kind, acc in w.accuracy.items()}, "baseline": round(w.baseline, 4), "count": w.count}
                 for word, w in self.words.items()
             },
+            "by_order": {order: {kind: rounded(acc) for kind, acc in by_mask.items()} for order, by_mask in self.by_order.items()},
+            "sentences": self.orders,
         }
 
 
@@ -570,11 +700,20 @@ def _probe(index: CorpusIndex) -> Probe:
     if not index.corpus.labelled:
         raise InputError(f"{index.corpus.name} has no senses: the sense probe needs a labelled corpus (word, sense, sentence).")
     words, total, credit_sum, majority = {}, 0, 0.0, 0
+    ordered = bool(index.corpus.orders)
+    order_credit: dict[str, list[np.ndarray]] = {order: [] for order in ORDERS} if ordered else {}
+    orders = []
     for word, found in sorted(index.groups.items()):
         if len(found) < 2:
             continue
         labels = [index.sense(i) for i in found]
         credit = loo_credit(index.vectors[:, :, found], labels)  # (mask, layer + 1, n)
+        if ordered:
+            row_orders = [index.corpus.orders[index.rows[i]] for i in found]
+            for order in ORDERS:
+                order_credit[order].append(credit[:, :, [j for j, o in enumerate(row_orders) if o == order]])
+            orders += [{"line": index.corpus.lines[index.rows[i]], "word": index.word(i), "sense": index.sense(i), "order": o,
+                        "sentence": index.sentence(i)} for i, o in zip(found, row_orders)]
         counts = Counter(labels)
         words[word] = WordProbe(
             accuracy={kind: credit[m].mean(-1) for m, kind in enumerate(index.mask_types)},
@@ -594,6 +733,9 @@ def _probe(index: CorpusIndex) -> Probe:
         baseline=majority / total,
         count=total,
         words=words,
+        by_order={order: {kind: np.concatenate(parts, axis=-1)[m].mean(-1) for m, kind in enumerate(index.mask_types)}
+                  for order, parts in order_credit.items() if parts and sum(p.shape[-1] for p in parts)},
+        orders=orders,
     )
 
 

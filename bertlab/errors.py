@@ -42,5 +42,9 @@ class MissingHeadError(BertlabError):
     """The view needs a head (MLM or NSP) that the checkpoint does not have."""
 
 
+class Stopped(BertlabError):
+    """Long work was stopped by the person waiting for it (a progress callback raised it between chunks)."""
+
+
 class ResourceError(BertlabError):
     """The device ran out of memory (or another resource) for this input."""

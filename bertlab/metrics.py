@@ -22,9 +22,24 @@ def as_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
     return t.float()
 
 
-def head_statistics(attn: torch.Tensor, specials: dict[str, list[int]]) -> dict[str, torch.Tensor]:
-    """Per head averages over query tokens of `attn` shaped (..., layer, head, query, key), in float32,
-    computed where `attn` is. Sums accumulate in float32 without a float32 copy of the whole tensor."""
+def _layers(attn) -> list[torch.Tensor]:
+    """Per-layer weights from a stacked (..., layer, head, query, key) tensor or array, or a sequence of layers."""
+    if isinstance(attn, (list, tuple)):
+        return [as_tensor(a) if not isinstance(a, torch.Tensor) else a for a in attn]
+    attn = attn if isinstance(attn, torch.Tensor) else torch.from_numpy(np.asarray(attn))
+    return list(attn.unbind(-4))
+
+
+def head_statistics(attn, specials: dict[str, list[int]]) -> dict[str, torch.Tensor]:
+    """Per head averages over query tokens of attention weights, a stacked (..., layer, head, query, key) tensor
+    or a sequence of per-layer (..., head, query, key) tensors (as the model returns them: no stacked copy), in
+    float32, computed where they are: name -> (..., layer, head)."""
+    return {name: torch.stack(values, dim=-2) for name, values in zip(HEAD_STATS, zip(*(_layer_statistics(a, specials) for a in _layers(attn))))}
+
+
+def _layer_statistics(attn: torch.Tensor, specials: dict[str, list[int]]) -> tuple[torch.Tensor, ...]:
+    """HEAD_STATS of one layer's (..., head, query, key) weights. Sums accumulate in float32 without a float32
+    copy of the weights."""
     length = attn.shape[-1]
     f32 = torch.float32
     positions = torch.arange(length, dtype=f32, device=attn.device)
@@ -32,19 +47,21 @@ def head_statistics(attn: torch.Tensor, specials: dict[str, list[int]]) -> dict[
     # product instead of a (query, key) temporary the size of the attentions. In float32: a half-precision
     # product of positions up to 511 would round to ±0.25 before the subtraction.
     distance = attn.to(f32) @ positions - positions * attn.sum(-1, dtype=f32)
-    return {
-        "entropy": torch.special.entr(attn).sum(-1, dtype=f32).mean(-1),  # −a·ln a, 0 where a = 0
-        "cls": attn[..., specials["cls"]].sum(-1, dtype=f32).mean(-1),
-        "sep": attn[..., specials["sep"]].sum(-1, dtype=f32).mean(-1),
-        "self": attn.diagonal(dim1=-2, dim2=-1).mean(-1, dtype=f32),
-        "distance": distance.mean(-1),
-    }
+    return (
+        torch.special.entr(attn).sum(-1, dtype=f32).mean(-1),  # −a·ln a, 0 where a = 0
+        attn[..., specials["cls"]].sum(-1, dtype=f32).mean(-1),
+        attn[..., specials["sep"]].sum(-1, dtype=f32).mean(-1),
+        attn.diagonal(dim1=-2, dim2=-1).mean(-1, dtype=f32),
+        distance.mean(-1),
+    )
 
 
-def rollout(attn: torch.Tensor) -> torch.Tensor:
-    """Attention rollout (Abnar & Zuidema, 2020) of (layer, head, query, key) weights: heads averaged, the
-    residual added as identity (0.5·A + 0.5·I), rows renormalized, layers chained: out[l] = Â_l ··· Â_0."""
-    mixed = attn.mean(1, dtype=torch.float32)  # (layer, query, key), without a float32 copy of every head
+def rollout(attn) -> torch.Tensor:
+    """Attention rollout (Abnar & Zuidema, 2020) of (layer, head, query, key) weights (or a sequence of
+    per-layer (head, query, key) weights): heads averaged, the residual added as identity (0.5·A + 0.5·I), rows
+    renormalized, layers chained: out[l] = Â_l ··· Â_0."""
+    # (layer, query, key), without a float32 copy of every head
+    mixed = torch.stack([layer.mean(0, dtype=torch.float32) for layer in _layers(attn)])
     eye = torch.eye(mixed.shape[-1], dtype=mixed.dtype, device=mixed.device)
     mixed = 0.5 * mixed + 0.5 * eye
     mixed = mixed / mixed.sum(-1, keepdim=True)

@@ -111,7 +111,8 @@ class Guess:
 def rank_guess(loaded: LoadedModel, analysis: Analysis, position: int, guess: str, kind: str = "bidirectional") -> Guess:
     """Score a typed guess against the MLM head's full distribution at `position` (predict, then reveal)."""
     loaded.require("mlm")
-    pieces = loaded.tokenizer.tokenize(guess.strip())
+    # a guess is a word: as the piece that starts a word after a space (RoBERTa's 'Ġdog', SentencePiece's '▁dog')
+    pieces = loaded.tokenizer.tokenize((" " if loaded.info.pieces == "Ġ" else "") + guess.strip())
     if not pieces:
         raise InputError("Type a word as your guess.")
     token_id = loaded.tokenizer.convert_tokens_to_ids(pieces[0])

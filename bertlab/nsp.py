@@ -49,7 +49,8 @@ def next_sentence(loaded: LoadedModel, first: str, seconds: Sequence[str]) -> Ne
     )
     length = batch["input_ids"].shape[1]
     allowed = masks.allowed("bidirectional", length, batch["attention_mask"])
-    out, _ = hooks.run(loaded, batch["input_ids"], batch.get("token_type_ids"), masks.additive(allowed, loaded.dtype))
+    out, _ = hooks.run(loaded, batch["input_ids"], batch.get("token_type_ids"), masks.additive(allowed, loaded.dtype),
+                       valid=batch["attention_mask"])
     with torch.inference_mode():
         probs = torch.softmax(loaded.nsp_head(out.pooler_output).float(), -1)[:, 0]
     full = [len(ids) for ids in loaded.tokenizer([first] * len(seconds), list(seconds), verbose=False)["input_ids"]]

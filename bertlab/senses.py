@@ -97,6 +97,7 @@ def hidden_under_masks(loaded: LoadedModel, batch, mask_types: tuple[str, ...], 
         batch["input_ids"].repeat(len(mask_types), 1),
         batch.get("token_type_ids", torch.zeros_like(batch["input_ids"])).repeat(len(mask_types), 1),
         attention_mask,
+        valid=batch["attention_mask"].repeat(len(mask_types), 1),
         interventions=interventions,
         internals=True,
     )

@@ -37,6 +37,10 @@ def measure_app(model: str, browser: bool = True, analyses: int = 200) -> dict:
             result.update(measure_browser(model))
         except Exception as err:  # a bench reports what it could not measure instead of dying
             result["notes"].append(f"p3/p5: browser measurement failed: {type(err).__name__}: {err}")
+        try:
+            result.update(measure_first_page())
+        except Exception as err:
+            result["notes"].append(f"p10: first-page measurement failed: {type(err).__name__}: {err}")
     elif browser:
         result["notes"].append(f"p3/p5: no Chromium at {CHROMIUM}.")
     if analyses:
@@ -140,6 +144,36 @@ def typing_latency(page, url: str, query: Callable[..., str], repeats: int = 3) 
             )
             times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+READY = "bertlab is ready"
+
+
+def measure_first_page(wait: float = 30.0) -> dict:
+    """P10: a fresh server (lab_serve.py, warm-up on), then, once it says it is ready (at most `wait` seconds after
+    it answers, as a student arriving 30 s after the teacher started it), one browser visit to the lesson: seconds
+    from the request to its first step drawn (the token chips) and the script finished."""
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+
+    log = Path(tempfile.mkdtemp(prefix="bertlab-first-page-")) / "server.log"
+    started = time.perf_counter()
+    with AppServer(env={"BERTLAB_WARM": "1"}, log=log) as app:
+        answered = time.perf_counter() - started
+        ready = app.wait_for_log(READY, timeout=max(wait, 240.0))
+        warmed = time.perf_counter() - started
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            begin = time.perf_counter()
+            page.goto(app.url + "/")
+            page.wait_for_selector(".chips", timeout=240_000)
+            wait_idle(page, 240_000)
+            seconds = time.perf_counter() - begin
+            browser.close()
+    return {"p10_first_page_seconds": seconds,
+            "p10_detail": {"server_answered_s": answered, "warm_s": warmed, "said_ready": ready}}
 
 
 def measure_memory(model: str, analyses: int) -> dict:

@@ -37,13 +37,15 @@ class AppServer:
     def __init__(self, env: dict[str, str] | None = None, log: Path | None = None, port: int | None = None) -> None:
         self.port = port or free_port()  # a given port: a server restarted where its pages will reconnect
         self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log
         self._log = log.open("w") if log else subprocess.DEVNULL
         self.proc = subprocess.Popen(
             [sys.executable, str(SERVE), "--server.headless", "true",
              "--server.address", "127.0.0.1", "--server.port", str(self.port), "--browser.gatherUsageStats", "false",
              "--server.fileWatcherType", "none"],
             cwd=ROOT,
-            env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **(env or {})},
+            # warm-up off unless asked for (BERTLAB_WARM=1): a test server's first visit is part of what tests time
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "BERTLAB_WARM": "0", **(env or {})},
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
@@ -60,6 +62,15 @@ class AppServer:
                 time.sleep(0.5)  # polling a process we started, not waiting on the page
         self.__exit__()
         raise RuntimeError(f"streamlit did not start within 120 s (exit code {self.proc.returncode})")
+
+    def wait_for_log(self, text: str, timeout: float = 120.0) -> bool:
+        """Whether `text` appears in the server's output within `timeout` seconds (needs `log`)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline and self.proc.poll() is None:
+            if self.log_path is not None and text in self.log_path.read_text(errors="replace"):
+                return True
+            time.sleep(0.5)  # polling a file another process writes
+        return False
 
     def __exit__(self, *exc: object) -> None:
         self.proc.terminate()

@@ -59,13 +59,18 @@ elif view == "Head view":
     bertviz(lambda: attention_views.head_view(tokens, run.attentions, layer=layer))
 elif view == "Model view":
     st.caption("bertviz model view: every layer (rows) and head (columns); click or tap a thumbnail to enlarge it.")
+    with st.container(key="phone_only_model_view"):  # shown below 640 px only (lab_widgets.TOUCH_CSS)
+        st.caption(f"↔️ On a phone the view is wider than the screen: swipe sideways inside it to see all "
+                   f"{result.model.heads} heads of each layer (the first four fit), or use All heads for every head at once.")
     bertviz(lambda: attention_views.model_view(tokens, run.attentions))
 elif view == "All heads":
     st.caption(
         "Every head at once, rows = layers, columns = heads; each tile is that head's (query × key) attention, "
         "darker = more weight, scaled per tile. Pick one with the sliders in the heatmap view."
     )
-    lab_ui.image(attention_views.thumbnails(run.attentions), key=f"all-heads-{kind}")
+    lab_ui.image(attention_views.thumbnails(run.attention_layers), key=f"all-heads-{kind}",
+                 alt=f"Attention of all {result.model.layers * result.model.heads} heads ({kind}): rows layers 0 to "
+                     f"{result.model.layers - 1}, columns heads 0 to {result.model.heads - 1}; darker is more weight")
 elif view == "Statistics":
     stat = st.selectbox("Statistic", HEAD_STATS, format_func=figures.STAT_NAMES.get, key="stat", bind="query-params")
     lab_ui.chart(figures.head_stat_grid(run, stat), key="stat_grid")

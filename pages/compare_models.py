@@ -2,7 +2,7 @@ import streamlit as st
 
 import bertlab
 import lab_ui
-from bertlab import compare, figures
+from bertlab import compare, figures, metrics
 
 lab_ui.header(
     "Compare models",
@@ -16,8 +16,13 @@ lab_ui.header(
 )
 
 first = (st.session_state.get("model") or bertlab.DEFAULT_MODEL).strip()
-if "model_b" not in st.session_state and "model_b" not in st.query_params:  # offline-safe second model
-    st.session_state.model_b = bertlab.PACKAGED_MODEL if first != bertlab.PACKAGED_MODEL else "random:bert-mini"
+if "model_b" not in st.session_state and "model_b" not in st.query_params:
+    # a second model that differs from the one that really runs (offline, bert-base-uncased is MiniLM): MiniLM's
+    # trained weights beside BERT-base's shape with random ones is a comparison a class can read
+    running = lab_ui.model_or_none(first, show=False)
+    running = running.info.name if running is not None else first
+    st.session_state.model_b = next((m for m in (bertlab.PACKAGED_MODEL, lab_ui.MECHANICS_MODEL, "random:bert-mini")
+                                     if m != running and lab_ui.allowed(m)), bertlab.PACKAGED_MODEL)
 current = st.session_state.get("model_b") or st.query_params.get("model_b")
 options = lab_ui.MODELS + ["random:bert-mini"] + ([current] if current and current not in lab_ui.MODELS + ["random:bert-mini"] else [])
 second = st.selectbox(
@@ -71,17 +76,17 @@ else:
 
 st.subheader("Attention")
 columns = st.columns(2)
-windows = []
+windows, picked = [], []
 for side, (column, loaded, result) in enumerate(zip(columns, models, results)):
     with column:
         layer, head = lab_ui.layer_head(result, prefix=f"{'ab'[side]}_")
-        window = lab_ui.token_window(result.tokens, prefix=f"{'ab'[side]}_")
-        windows.append(window)
-        lab_ui.chart(
-            figures.attention_heatmap(result.tokens, result.bidirectional.attention(layer, head),
-                                      title=f"{loaded.info.name}: layer {layer}, head {head}", window=window),
-            key=f"compare_attention_{side}",
-        )
+        windows.append(lab_ui.token_window(result.tokens, prefix=f"{'ab'[side]}_"))
+        picked.append((column, result.bidirectional.attention(layer, head), f"{loaded.info.name}: layer {layer}, head {head}"))
+tops = [figures.shared_zmax([weights], window) for (_, weights, _), window in zip(picked, windows)]
+for side, ((column, weights, title), result, window) in enumerate(zip(picked, results, windows)):
+    with column:  # one colour scale for both models' heads
+        lab_ui.chart(figures.attention_heatmap(result.tokens, weights, title=title, window=window, zmax=max(tops)),
+                     key=f"compare_attention_{side}")
 
 st.subheader("One word in both models")
 window_a = windows[0]
@@ -108,20 +113,17 @@ if comparison.cosine is not None:
 else:
     st.caption(
         f"The hidden sizes differ ({models[0].info.hidden_size} vs {models[1].info.hidden_size}), so the two models' "
-        "vectors live in different spaces. Instead, each model's own word-sense curve: the cosine of the word's "
-        "vector in two sentences, layer by layer (the Word sense page has more)."
+        "vectors live in different spaces and cannot be compared directly. Instead, in each model, how far the words "
+        f"after “{comparison.word}” move it: its vector with both sides seen against its vector with only the left, "
+        "layer by layer. Pick another word above."
     )
-    # the Word sense page's word and first two sentences, if it was visited; else "bank" in two senses
-    target = (st.session_state.get("target") or "").strip() or "bank"
-    sentences = [s for s in (st.session_state.get("sentences") or "").splitlines() if s.strip()][:2]
-    if target == "bank" and len(sentences) < 2:
-        sentences = ["I went to the bank to deposit money.", "I went to the bank to catch some fish."]
-    columns = st.columns(2)
-    for side, (column, loaded) in enumerate(zip(columns, models)):
-        with column:
-            s = lab_ui.senses(loaded, target, sentences)
-            lab_ui.chart(figures.similarity_by_layer(s, 0, 1), key=f"compare_senses_{side}")
-            st.caption(f"{loaded.info.name}: “{target}” in S1 “{sentences[0]}” vs S2 “{sentences[1]}”")
+    curves = {}
+    for loaded, result in zip(models, results):
+        segment, start, end = compare.word_span(results[0].encoding, position)
+        pieces = compare.pieces_at(result.encoding, segment, start, end)
+        both, left = (result.runs[kind].hidden_states[:, pieces].mean(1) for kind in ("bidirectional", "causal"))
+        curves[loaded.info.name] = 1.0 - metrics.cosine(both, left)
+    lab_ui.chart(figures.word_context_by_layer(curves, comparison.word), key="compare_context")
 for note in results[1].notes:  # the second model's notes; the first's come with its JSON download
     if note != models[1].info.notice:
         st.caption(f"ℹ️ {names[1]}: {note}")

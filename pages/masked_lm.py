@@ -1,8 +1,16 @@
 import streamlit as st
 
+import lab_families
 import lab_ui
 from bertlab import figures, rank_guess
 
+running = lab_ui.model()
+if "lm" in running.info.heads_available:  # a decoder: no blank to fill, the next token to guess
+    lab_families.next_token_view(running)
+    st.stop()
+if "rtd" in running.info.heads_available:  # ELECTRA's discriminator: which tokens were replaced
+    lab_families.replaced_view(running)
+    st.stop()
 lab_ui.header(
     "Masked language model",
     "BERT was pre-trained to fill in blanks: 15% of the input tokens were chosen, and of those 80% became "

@@ -3,31 +3,34 @@ import pandas as pd
 import streamlit as st
 
 import lab_ui
-from bertlab import figures, inside, masks
+from bertlab import explain, figures, inside, masks
 
+loaded = lab_ui.model()
+info = loaded.info
 lab_ui.header(
     "Layers and the residual stream",
-    "Each BERT layer is **post-norm**: the attention sublayer's output A is added to the layer's input x and "
-    "normalized, h = LayerNorm(A + x); then the feed-forward block's output F is added to h and normalized "
-    "again, out = LayerNorm(F + h). The feed-forward block widens each token to its intermediate size "
-    f"(3,072 in BERT-base{lab_ui.in_this_model('intermediate_size')}) and applies GELU: those are its **neurons**.",
+    explain.layer(info) + " The feed-forward block widens each token to its intermediate size "
+    f"(3,072 in BERT-base{lab_ui.in_this_model('intermediate_size')}) and applies "
+    + ("a gated GELU (one half of the widened vector gates the other)" if info.family == "modernbert" else "GELU")
+    + ": those are its **neurons**.",
     "how large A and F are next to the stream they join (a share near 0 leaves the token almost as it was), "
     "and which feed-forward neurons fire for which tokens.",
 )
-loaded = lab_ui.model()
 result = lab_ui.analysis(loaded)
 tokens = result.tokens
 kind = st.segmented_control("Mask", list(masks.MASK_TYPES), key="mask", default="bidirectional", bind="query-params") or "bidirectional"
 steps = lab_ui.compute(loaded, "layers", (lab_ui.encoding_key(result.encoding), kind),
-                       lambda: inside.layer_steps(loaded, result.encoding, kind), spinner="Running BERT with hooks on every sublayer…")
+                       lambda: inside.layer_steps(loaded, result.encoding, kind), spinner="Running {model} with hooks on every sublayer…")
 st.caption(
-    "Checked against the model: LayerNorm(F + h), computed with each layer's own LayerNorm module, equals the "
-    f"layer's output (largest difference over all layers {steps.recomposition_error:.1e})."
+    f"Checked against the model: {explain.after_attention(info)} and {explain.after_ffn(info)}"
+    + (", computed with each layer's own LayerNorm modules," if info.norm_placement == "post" else ",")
+    + f" equal the model's own h and layer output (largest difference over all layers {steps.recomposition_error:.1e})."
+    + (" The last layer's output then goes through the final LayerNorm before the head." if info.norm_placement == "pre" else "")
 )
 window = lab_ui.token_window(tokens)
 lab_ui.chart(figures.sublayer_shares(tokens, steps.shares(), window), key="layer_shares")
 token = lab_ui.token_picker("Token (tap one)", tokens, key="token", window=window)
-lab_ui.chart(figures.sublayer_norms(steps.norms(), token, tokens[token].text), key="layer_norms")
+lab_ui.chart(figures.sublayer_norms(steps.norms(), token, tokens[token].shown, info.norm_placement), key="layer_norms")
 
 st.subheader("Feed-forward neurons")
 layer = st.slider("Layer", 0, result.model.layers - 1, key="layer", bind="query-params")

@@ -51,12 +51,34 @@ def show_effect(effect: experiments.Effect, label: str) -> None:
             st.caption("An ablated head still computes its weights (its pattern is unchanged); what it no longer does is "
                        "pass its output on. Look at the layers after it.")
         left, right = st.columns(2)
+        before, after = (effect.attentions[i, layer, head].astype(np.float32) for i in (0, 1))
+        top = figures.shared_zmax([before, after], window)  # one colour scale for the two
         with left:
-            lab_ui.chart(figures.attention_heatmap(tokens, effect.attentions[0, layer, head].astype(np.float32), f"before: layer {layer}, head {head}", window=window),
+            lab_ui.chart(figures.attention_heatmap(tokens, before, f"before: layer {layer}, head {head}", window=window, zmax=top),
                          key="effect_before")
         with right:
-            lab_ui.chart(figures.attention_heatmap(tokens, effect.attentions[1, layer, head].astype(np.float32), f"after: layer {layer}, head {head}", window=window),
+            lab_ui.chart(figures.attention_heatmap(tokens, after, f"after: layer {layer}, head {head}", window=window, zmax=top),
                          key="effect_after")
+
+
+def needs_a_guess(what: str):
+    """Head importance and attribution explain a [MASK]'s guess. Without an MLM head: why, and random weights to
+    switch to (as the Masked LM page offers); without a [MASK] in the text: mask one of its tokens here. Returns
+    the analysis, encoding and cache key to explain."""
+    if not has_mlm:
+        st.info(f"{what}: it needs a checkpoint with a masked-LM head. Ablate heads, Knock out attention and Custom mask "
+                "work with any model: they show how far each token's hidden state moves.", icon="🧪")
+        lab_ui.missing_head(loaded, "mlm")
+        lab_ui.notes(result)
+        st.stop()
+    if result.mask_positions:
+        return result, encoding, key
+    st.caption(f"{what}; the text has no [MASK], so pick a token to mask (or type [MASK] in the text).")
+    words = [t.position for t in tokens if not t.special] or [0]
+    chosen = lab_ui.token_picker("Mask this token", tokens, key="exp_masked", default=words[0],
+                                 window=window if window is not None else None)
+    masked = lab_ui.analysis(loaded, masked=(chosen,), top_k=result.top_k)
+    return masked, masked.encoding, lab_ui.encoding_key(masked.encoding)
 
 
 if kind == "Ablate heads":
@@ -67,7 +89,7 @@ if kind == "Ablate heads":
     mode = c2.radio("Replace by", ["zero", "mean"], key="ablate_mode", bind="query-params", horizontal=True,
                     help="zero: the head says nothing; mean: it says the same thing (its average over tokens) everywhere.")
     heads = [tuple(int(x) for x in h.split(".")) for h in chosen]
-    st.plotly_chart(figures.head_grid(info.layers, info.heads, heads, title="removed heads (✕)"), key="ablate_grid")
+    lab_ui.chart(figures.head_grid(info.layers, info.heads, heads, title="removed heads (✕)"), key="ablate_grid")
     if heads:
         effect = lab_ui.compute(loaded, "ablate", (key, tuple(heads), mode),
                                 lambda: experiments.ablate(loaded, encoding, heads, mode, top_k=result.top_k, attentions=SIDE_BY_SIDE))
@@ -112,42 +134,41 @@ elif kind == "Custom mask":
                             lambda: experiments.with_mask(loaded, encoding, allowed, name, top_k=result.top_k, attentions=SIDE_BY_SIDE))
     show_effect(effect, f"the {name} mask")
 elif kind == "Head importance":
-    if not has_mlm or not result.mask_positions:
-        st.info("Head importance ranks heads by how much a [MASK]'s guess needs them: it needs a checkpoint with an MLM "
-                "head and a [MASK] in the text." + ("" if has_mlm else f" '{info.name}' has no MLM head."))
-        st.stop()
+    result, encoding, key = needs_a_guess("Head importance ranks heads by how much a [MASK]'s guess needs them")
     position = st.selectbox("[MASK]", result.mask_positions, key="imp_position", format_func=lambda p: f"{labels[p]} at {p}",
                             bind="query-params")
     rows = info.layers * info.heads
-    importance = lab_ui.compute(loaded, "importance", (key, position),
-                                lambda: experiments.head_importance(loaded, encoding, position),
-                                spinner=f"Removing each of the {rows} heads in turn ({rows + 1} batched rows)…")
+    importance = lab_ui.long_work(loaded, "importance", (key, position),
+                                  lambda progress, _stop: experiments.head_importance(loaded, encoding, position, progress=progress),
+                                  f"Removing each of the {rows} heads in turn, in batched chunks", "heads")
+    if importance is None:
+        st.stop()
     top = importance.top_heads(5)
     st.markdown(f"Top guess **{importance.token}** (log P {importance.log_prob:.3f}). Heads it needs most: "
                 + ", ".join(f"**{l}.{h}** ({d:+.3f})" for l, h, d in top))
     lab_ui.chart(figures.head_grid(info.layers, info.heads, [(l, h) for l, h, _ in top], importance.drop,
                                    "drop in log P(top guess) when the head alone is removed (✕: top 5)"), key="importance")
 else:
-    if not has_mlm or not result.mask_positions:
-        st.info("Attribution explains a [MASK]'s guess: it needs a checkpoint with an MLM head and a [MASK] in the text."
-                + ("" if has_mlm else f" '{info.name}' has no MLM head."))
-        st.stop()
+    result, encoding, key = needs_a_guess("Attribution explains a [MASK]'s guess")
     c1, c2, c3 = st.columns(3)
     position = c1.selectbox("[MASK]", result.mask_positions, key="attr_position", format_func=lambda p: f"{labels[p]} at {p}",
                             bind="query-params")
     method = c2.selectbox("Method", list(experiments.METHODS), key="attr_method", bind="query-params",
                           format_func={"integrated_gradients": "integrated gradients", "grad_x_input": "gradient × input"}.get)
     steps = c3.slider("Steps", 8, 128, 32, 8, key="attr_steps", disabled=method != "integrated_gradients", bind="query-params")
-    attribution = lab_ui.compute(loaded, "attribute", (key, position, method, steps),
-                                 lambda: experiments.attribute(loaded, encoding, position, method=method, steps=steps),
-                                 spinner="Attributing (Captum)…")
+    attribution = lab_ui.long_work(
+        loaded, "attribute", (key, position, method, steps),
+        lambda progress, _stop: experiments.attribute(loaded, encoding, position, method=method, steps=steps, progress=progress),
+        "Attributing (Captum), in batched chunks", "steps")
+    if attribution is None:
+        st.stop()
     run = result.bidirectional
     rows = {
         f"{method.replace('_', ' ')} for “{attribution.target}”": attribution.scores,
         "attention of the [MASK] row, last layer (mean of heads)": run.attentions[-1, :, position].astype(np.float32).mean(0),
         "rollout of the [MASK] row through the last layer": run.rollout[-1, position],
     }
-    lab_ui.chart(figures.attribution_chart(tokens, rows, f"what “{attribution.target}” at {position} rests on", window), key="attribution")
+    lab_ui.chart(figures.attribution_chart(result.tokens, rows, f"what “{attribution.target}” at {position} rests on", window), key="attribution")
     if attribution.completeness:
         c = attribution.completeness
         ok = "✅" if c["relative_error"] <= 0.05 else "⚠️ more steps may help"

@@ -66,10 +66,11 @@ with st.expander("Experiment: remove heads and see how the senses move"):
         after = lab_ui.compute(loaded, "ablate_senses", (target, tuple(sentences.splitlines()), tuple(heads)),
                                lambda: experiments.ablate_senses(loaded, target, sentences.splitlines(), heads))
         before_col, after_col = st.columns(2)
+        scale = figures.similarity_range(result, after, layer=layer)  # one colour scale for before and after
         with before_col:
-            lab_ui.chart(figures.similarity_heatmap(result, "bidirectional", layer), key="sim_before")
+            lab_ui.chart(figures.similarity_heatmap(result, "bidirectional", layer, scale), key="sim_before")
         with after_col:
-            lab_ui.chart(figures.similarity_heatmap(after, "bidirectional", layer), key="sim_after")
+            lab_ui.chart(figures.similarity_heatmap(after, "bidirectional", layer, scale), key="sim_after")
         st.caption(f"Left: as BERT computes it; right: with {len(heads)} head(s) removed ({names[layer]}, bidirectional). "
                    f"Largest change in any cosine here: {abs(after.similarity['bidirectional'][layer] - result.similarity['bidirectional'][layer]).max():.3f}.")
 

@@ -11,6 +11,10 @@ import torch
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The tests load tiny checkpoints from temporary folders, in the app too (AppTest, and the browser tests' server,
+# which inherits this environment): the suite runs as a researcher's own machine does, with every folder allowed.
+# The app's default for a shared server (no local folder) is tested with this variable removed (tests/test_access.py).
+os.environ.setdefault("BERTLAB_ALLOWED_PATHS", os.sep)
 
 from transformers import (  # noqa: E402
     BertConfig, BertForPreTraining, BertModel, BertTokenizer, BertTokenizerFast, DistilBertConfig, DistilBertForMaskedLM,
@@ -54,6 +58,20 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory, name: str, seed: int, b
     build().save_pretrained(directory)
     write_tokenizer(directory)
     return directory
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cache_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Corpus indexes kept by this test session go to a temporary folder (the app server started by the tests
+    inherits it), never to the user's cache."""
+    folder = tmp_path_factory.mktemp("bertlab-cache")
+    previous = os.environ.get("BERTLAB_CACHE_DIR")
+    os.environ["BERTLAB_CACHE_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("BERTLAB_CACHE_DIR", None)
+    else:
+        os.environ["BERTLAB_CACHE_DIR"] = previous
 
 
 @pytest.fixture(scope="session")
@@ -188,3 +206,40 @@ def hub_without_the_repo(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(transformers_hub, "is_offline_mode", lambda: False)
     monkeypatch.setattr(transformers_hub, "hf_hub_download", missing)
     monkeypatch.setattr(transformers_hub, "snapshot_download", missing)
+
+
+FAMILIES = ("bert", "distilbert", "roberta", "albert", "electra", "deberta", "modernbert", "gpt2")
+"""Every family bertlab reads: each has a tiny checkpoint below (tests/families.py writes the new ones)."""
+ENCODERS = tuple(f for f in FAMILIES if f != "gpt2")
+
+
+@pytest.fixture(scope="session")
+def family_dirs(tiny_bert_dir: Path, tiny_distilbert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Family -> a tiny random checkpoint of it on disk, with a tokenizer of its own kind (written once a session)."""
+    import families
+    from transformers import AutoTokenizer
+
+    wordpiece = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    dirs = {"bert": tiny_bert_dir, "distilbert": tiny_distilbert_dir}
+    for seed, (family, build) in enumerate(families.BUILDERS.items(), start=10):
+        torch.manual_seed(seed)
+        dirs[family] = build(tmp_path_factory.mktemp(f"tiny-{family}"), wordpiece)
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def family_models(family_dirs: dict[str, Path], tiny_bert, tiny_distilbert) -> dict[str, bertlab.LoadedModel]:
+    """Family -> its tiny checkpoint loaded through bertlab (once a session)."""
+    loaded = {"bert": tiny_bert, "distilbert": tiny_distilbert}
+    return {family: loaded.get(family) or bertlab.load_model(str(directory), device="cpu") for family, directory in family_dirs.items()}
+
+
+@pytest.fixture(params=FAMILIES)
+def any_model(request, family_models) -> bertlab.LoadedModel:
+    """Each family's tiny model in turn: a proof written once runs on every family."""
+    return family_models[request.param]
+
+
+@pytest.fixture(params=ENCODERS)
+def any_encoder(request, family_models) -> bertlab.LoadedModel:
+    return family_models[request.param]

@@ -73,10 +73,11 @@ def test_embeddings_page_shows_the_check(minilm):
 
 def test_masked_lm_page_with_heads_and_without(tiny_bert_dir):
     at = visit(start(str(tiny_bert_dir)), PAGES[3])
-    assert len(at.get("plotly_chart")) == 2  # top-k for the [MASK], logit lens
+    # top-k for the [MASK] (two panels, bidirectional and causal: lab_ui.chart sets them in columns), logit lens
+    assert len(at.get("plotly_chart")) == 3
     at.toggle(key="mask_each").set_value(True).run()
     assert not at.exception
-    assert len(at.get("plotly_chart")) == 3  # and mask-each-token, on request
+    assert len(at.get("plotly_chart")) == 4  # and mask-each-token, on request
     at = visit(start("minilm"), PAGES[3])
     assert any("no masked-LM head" in w.value for w in at.warning)
 
@@ -86,7 +87,7 @@ def test_masking_tokens_by_choice(tiny_bert_dir):
     before = len(at.get("plotly_chart"))
     at.multiselect(key="masked").select("2:cat").run()
     assert not at.exception
-    assert len(at.get("plotly_chart")) == before + 1
+    assert len(at.get("plotly_chart")) == before + 2  # the new [MASK]'s guesses, under each mask
 
 
 def test_next_sentence_page(tiny_bert_dir, reference):
@@ -98,7 +99,8 @@ def test_next_sentence_page(tiny_bert_dir, reference):
 
 def test_word_sense_page_shows_the_lesson():
     at = visit(start("minilm"), PAGES[5])
-    assert len(at.get("plotly_chart")) == 7  # four for the typed sentences, three for the corpus
+    # four for the typed sentences (the PCA in two panels: five), four for the corpus (its PCA in two panels)
+    assert len(at.get("plotly_chart")) == 9
     at.text_input(key="target").input("fish").run()
     assert any("does not occur in sentence 1" in w.value for w in at.warning)
     assert not at.exception
@@ -128,11 +130,12 @@ def test_one_analysis_per_text_shared_by_pages_and_cached_compact(tiny_bert_dir,
 
     runs = []
     real = lab_ui.analyze_encoding
-    monkeypatch.setattr(lab_ui, "analyze_encoding", lambda *a, **k: runs.append(1) or real(*a, **k))
+    monkeypatch.setattr(lab_ui, "analyze_encoding", lambda loaded, *a, **k: runs.append(loaded.info.name) or real(loaded, *a, **k))
     at = start(str(tiny_bert_dir), text="a sentence that no other test analyses.")
     for page in ("pages/attention_maps.py", "pages/bidirectional_vs_causal.py", "pages/three_embeddings.py", "pages/attention_maps.py"):
         visit(at, page)
-    assert len(runs) == 1, "pages must share the cached analysis of the same text"
+    # (Bidirectional vs causal also runs a decoder beside it: its own analysis, once)
+    assert runs.count(str(tiny_bert_dir)) == 1, "pages must share the cached analysis of the same text"
     cache, _ = lab_ui._results()
     analyses = [a for a in cache.values() if isinstance(a, lab_ui.Analysis)]
     assert analyses and all(run.attentions.dtype == np.float16 for a in analyses for run in a.runs.values())

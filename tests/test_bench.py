@@ -13,7 +13,8 @@ from bertlab.sample import text_of
 from bertlab.cli import main
 
 KEYS = {"p1_ratio", "p2_ratio_vs_batched", "p2_speedup_vs_loop", "p3_bytes_128", "p3_bytes_512", "p5_seconds",
-        "p6_rss_mb", "p6_rss_growth_mb", "p4_ms", "p8_importance_ratio", "notes", "p1_512_ratio", "p4_host_bytes", "p4_view_bytes"}
+        "p6_rss_mb", "p6_rss_growth_mb", "p4_ms", "p8_importance_ratio", "notes", "p1_512_ratio", "p4_host_bytes", "p4_view_bytes",
+        "p10_influence_ratio", "p11_atlas_seconds"}
 
 
 def positive(value: object) -> bool:
@@ -37,6 +38,8 @@ def test_bench_engine_figures_are_sane_and_the_rest_says_why_not(capsys):
     assert data["p4_view_bytes"] == 512 * 512 * 4, "the heatmap view brings one head's float32 weights"
     assert 0 < data["p4_host_bytes"] < 2 * 512 * 512 * 4, "an analysis brings no attention matrix to the host"
     assert data["p8_importance_ratio"] == pytest.approx(seconds["head_importance_32"] / seconds["plain_sdpa_4x32"])  # bert-tiny: 2 x 2 heads
+    assert data["p10_influence_ratio"] == pytest.approx(seconds["influence_32"] / seconds["attribute_32"])
+    assert data["p11_atlas_seconds"] == pytest.approx(seconds["atlas_528_minilm"])
     # not asked for (--no-browser, --analyses 0) or not possible here (no GPU): None, never a made-up number
     for key in ("p3_bytes_128", "p3_bytes_512", "p5_seconds", "p6_rss_mb", "p6_rss_growth_mb", "p4_ms"):
         assert data[key] is None, key

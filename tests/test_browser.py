@@ -129,6 +129,7 @@ def test_attention_bertviz_draws_offline(server, page, shot):
     frame = page.frame_locator("iframe").first
     frame.locator("svg line").first.wait_for(state="attached", timeout=30_000)
     assert frame.locator("svg line").count() > 1000
+    assert not page.get_by_text("swipe sideways inside it").first.is_visible(), "the phone's hint, not a laptop's"
 
 
 @pytest.mark.parametrize("view, check", [("Heatmap", "plot"), ("All heads", "img"), ("Statistics", "plot"), ("Rollout", "plot")])
@@ -267,9 +268,9 @@ def test_exports_are_valid_files(server, page, tiny, tmp_path, reference):
 
 def test_lesson_link_round_trips(server, page, shot):
     open_page(page, f"{server}/" + q(model="minilm", step="Word sense"))
-    assert visible(page, "Step 7 of 8: Word sense")
+    assert visible(page, "Step 8 of 9: Word sense")
     page.get_by_role("button", name="Next →").click()
-    assert visible(page, "Step 8 of 8: Next sentence")
+    assert visible(page, "Step 9 of 9: Next sentence")
     page.wait_for_function("() => location.search.includes('step=Next')", timeout=30_000)
     assert visible(page, "next sentence prediction")
     wait_idle(page)
@@ -319,3 +320,186 @@ def test_bench_app_figures_are_sane(server, browser):
     assert set(by_view) == {"Heatmap", "All heads"} and all(n > 1000 for n in by_view.values()), by_view
     assert data["p3_bytes_16"] == max(by_view.values())
     assert math.isfinite(data["p5_seconds"]) and data["p5_seconds"] > 0
+
+
+# --- issue 20: every chart's title off its data, on every page and screen; axe-core on every page -----------------
+
+SCREENS = {
+    "laptop": {"viewport": {"width": 1400, "height": 1100}},
+    "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
+    "projector": {"viewport": {"width": 1280, "height": 720}},
+}
+MLM_TEXT = "the man went to the [MASK] to buy milk ."
+VIEWS = {
+    # every page, and the variants that draw other charts (lesson steps: tests/test_classroom.py, on the projector)
+    "lesson-layers": "/?step=Layers",
+    "lesson-word-sense": "/?step=Word+sense",
+    "tokens": "/tokens",
+    "embeddings": "/embeddings",
+    "masked-lm": "/masked-lm" + q(model="random:bert-mini", text=MLM_TEXT, mask_each="true"),
+    "next-sentence": "/next-sentence" + q(model="random:bert-mini", text="i have a pen", pair="the pen is red"),
+    "attention": "/attention",
+    "attention-statistics": "/attention?view=Statistics",
+    "attention-rollout": "/attention?view=Rollout",
+    "head": "/head",
+    "layers": "/layers",
+    "masking": "/masking",
+    "word-sense": "/word-sense",
+    "experiments": "/experiments" + q(model="random:bert-mini", text=MLM_TEXT) + "&heads=1.2&heads=0.1",
+    "experiments-importance": "/experiments" + q(model="random:bert-mini", text=MLM_TEXT, experiment="Head importance"),
+    "compare": "/compare",
+}
+OVERLAPS = """() => {
+  // Every drawn plotly chart in the page's main area: its title's box against each plot area (the drag
+  // rectangle of each subplot) and each subplot title, subplot titles against plot areas and each other, and
+  // the title against the chart's own edges (plotly cuts what sticks out). More than 2 px is an overlap.
+  const box = e => { const r = e.getBoundingClientRect(); return {l: r.left, t: r.top, r: r.right, b: r.bottom}; };
+  const across = (a, b) => Math.min(Math.min(a.r, b.r) - Math.max(a.l, b.l), Math.min(a.b, b.b) - Math.max(a.t, b.t));
+  const holders = [...document.querySelectorAll('[data-testid=stMain] [data-testid=stPlotlyChart]')];
+  const bad = [];
+  let drawn = 0;
+  for (const holder of holders) {
+    const plot = holder.querySelector('.js-plotly-plot');
+    if (!plot || !plot.querySelector('.main-svg') || !plot._fullLayout) continue;
+    drawn++;
+    const name = (plot.querySelector('.gtitle') || {}).textContent || (plot.querySelector('.annotation') || {}).textContent || '(untitled)';
+    const areas = [...plot.querySelectorAll('.draglayer .nsewdrag')].map(box);
+    const notes = [...plot.querySelectorAll('.infolayer .annotation')].map(box);
+    const edge = box(plot.querySelector('.main-svg'));
+    const title = plot.querySelector('.gtitle');
+    const note = (what, px) => { if (px > 2) bad.push(name.slice(0, 50) + ': ' + what + ' by ' + Math.round(px) + ' px'); };
+    if (title && title.textContent.trim()) {
+      const t = box(title);
+      areas.forEach((a, i) => note('title over plot area ' + i, across(t, a)));
+      notes.forEach((a, i) => note('title over subplot title ' + i, across(t, a)));
+      note('title past the left edge', edge.l - t.l);
+      note('title past the right edge', t.r - edge.r);
+    }
+    notes.forEach((n, i) => {
+      areas.forEach((a, j) => note('subplot title ' + i + ' over plot area ' + j, across(n, a)));
+      notes.forEach((m, j) => { if (j > i) note('subplot titles ' + i + ' and ' + j, across(n, m)); });
+    });
+  }
+  return {charts: holders.length, drawn, bad};
+}"""
+
+
+def titles_clear(pg, where: str) -> int:
+    """Wait until every chart on the page is drawn with its titles clear of its data (plotly lays a title out
+    again after pushing the margin: the condition, not a time); fail with what overlaps. Returns the count."""
+    try:
+        pg.wait_for_function(f"() => {{ const r = ({OVERLAPS})(); return r.drawn === r.charts && r.bad.length === 0; }}",
+                             timeout=30_000)
+    except Exception:
+        found = pg.evaluate(OVERLAPS)
+        pytest.fail(f"{where}: {found['drawn']} of {found['charts']} charts drawn; overlaps: {found['bad']}")
+    return pg.evaluate(OVERLAPS)["charts"]
+
+
+SETTLED = "() => !document.querySelector('[data-stale=true]')"
+"""No element is left over from the last run: Streamlit draws those faded while a run is in progress."""
+
+
+def serious_axe_violations(pg) -> list[str]:
+    """axe-core (PyPI axe-playwright-python, which bundles it) on the page, once the run is over and nothing is
+    fading back in (axe measures contrast through opacity): its serious and critical violations."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    targets: list[str] = []
+
+    def serious() -> set[str]:
+        wait_idle(pg)
+        pg.wait_for_function(SETTLED, timeout=30_000)
+        pg.add_style_tag(content="*, *::before, *::after { transition: none !important; animation: none !important; }")
+        found = [(v, n) for v in Axe().run(pg).response["violations"] if v["impact"] in ("serious", "critical") for n in v["nodes"]]
+        targets[:] = [n["target"][0] for _, n in found if n["target"] and isinstance(n["target"][0], str)]
+        return {f"{v['id']} ({v['impact']}): {n['html'][:120]} [{(n['any'] or n['all'] or n['none'] or [{}])[0].get('message', '')[:140]}]"
+                for v, n in found}
+
+    found = serious()
+    if not found:
+        return []
+    # A run that starts while axe reads the page (a busy machine) draws it faded for a moment: look again once
+    # what it flagged is drawn at full opacity (or after 10 s, when it is simply so); what persists is real.
+    try:
+        pg.wait_for_function(OPAQUE, arg=targets, timeout=10_000)
+    except Exception:
+        pass
+    return sorted(found & serious())
+
+
+OPAQUE = """(selectors) => selectors.every(s => {
+  let opacity = 1;
+  for (let e = document.querySelector(s); e; e = e.parentElement) opacity *= parseFloat(getComputedStyle(e).opacity);
+  return opacity > 0.999;
+})"""
+
+
+ON_PHONES_TOO = ["lesson-layers", "lesson-word-sense", "masked-lm", "next-sentence", "attention-statistics",
+                 "attention-rollout", "experiments", "experiments-importance"]
+"""The views the phone runs here: tests/test_classroom.py's phone visits every page (with the same checks), these
+are the ones that draw other charts than its visit does."""
+
+
+@pytest.mark.parametrize("screen", list(SCREENS))
+def test_every_chart_keeps_its_title_off_its_data_and_every_page_passes_axe(server, browser, screen, tmp_path_factory):
+    """Every page, as a laptop, a phone and a projector (presenter mode) draw it: no chart title over its plot area
+    or its subplot titles, none cut at the chart's edge; and on the laptop and the phone, axe-core finds no serious
+    or critical accessibility violation. The phone's and projector's screenshots go to a temporary folder."""
+    context = browser.new_context(**SCREENS[screen])
+    pg = context.new_page()
+    folder = tmp_path_factory.mktemp(f"screens-{screen}")
+    charts, problems = 0, []
+    views = {name: path for name, path in VIEWS.items() if screen != "phone" or name in ON_PHONES_TOO}
+    try:
+        for name, path in views.items():
+            url = server + path + ("&" if "?" in path else "?") + ("" if "model=" in path else "model=minilm")
+            if screen == "projector":
+                url += "&present=true"
+            open_page(pg, url)
+            charts += titles_clear(pg, f"{screen} {name}")
+            if screen != "projector":
+                problems += [f"{name}: {v}" for v in serious_axe_violations(pg)]
+            if screen != "laptop":
+                pg.screenshot(path=str(folder / f"{name}.png"))
+    finally:
+        context.close()
+    assert charts >= len(views), (charts, len(views))  # the views really drew their charts
+    assert not problems, problems
+
+
+CONTROLS = """() => {
+  // every visible control of the page and the sidebar (plotly's own toolbar aside), marked, and a listener that
+  // marks each one the keyboard's focus reaches
+  const visible = e => { const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0 && getComputedStyle(e).visibility !== 'hidden'; };
+  const controls = [...document.querySelectorAll('button, input:not([type=hidden]), textarea, select, a[href], [role=slider], [role=combobox], [role=switch]')]
+    // (a select box's "Open" arrow is out of the tab order by design: its text box opens the list from the keyboard)
+    .filter(e => visible(e) && !e.closest('.modebar-container') && !e.closest('[data-testid=stHeader]') && !e.disabled
+                 && !(e.matches('button[tabindex="-1"][aria-haspopup=listbox]') && e.parentElement.querySelector('input')));
+  controls.forEach((e, i) => { e.dataset.kb = i; });
+  document.addEventListener('focusin', ev => {
+    for (const e of document.querySelectorAll('[data-kb]')) if (e === ev.target || e.contains(ev.target) || ev.target.contains(e)) e.dataset.reached = '1';
+  });
+  return controls.length;
+}"""
+UNREACHED = """() => [...document.querySelectorAll('[data-kb]:not([data-reached])')].map(e =>
+  (e.getAttribute('aria-label') || e.innerText || e.getAttribute('placeholder') || e.tagName).trim().slice(0, 40))"""
+
+
+@pytest.mark.parametrize("path", ["/?step=Bidirectional+vs+causal", "/head"])
+def test_every_control_is_in_reach_of_the_keyboard(server, page, path):
+    """Tab from the top of the page reaches every control (links, pills, buttons, sliders, boxes, switches), and
+    Enter presses the lesson's Next."""
+    open_page(page, f"{server}{path}&model=minilm" if "?" in path else f"{server}{path}?model=minilm")
+    plots(page, 1)
+    count = page.evaluate(CONTROLS)
+    assert count >= 10
+    for tab in range(1, 3 * count):  # some controls hold two stops (a box and its clear button)
+        page.keyboard.press("Tab")
+        if tab % 10 == 0 and not page.evaluate(UNREACHED):
+            break
+    assert page.evaluate(UNREACHED) == []
+    if "step" in path:
+        page.get_by_role("button", name="Next →").first.focus()
+        page.keyboard.press("Enter")
+        assert visible(page, "Step 8 of 9: Word sense")

@@ -99,3 +99,25 @@ def test_unexpected_errors_are_logged_with_traceback_and_shown_short(tiny_bert_d
     assert "deep inside the engine" not in shown, "internals stay in the log"
     record = next(r for r in caplog.records if r.name == "bertlab.app")
     assert record.exc_info and "deep inside the engine" in caplog.text
+
+
+def test_the_device_bound_evicts_what_lives_on_the_accelerator(tiny_bert, monkeypatch):
+    """BERTLAB_DEVICE_CACHE_MB: results whose tensors live on a GPU leave the cache, least recently used first, once
+    they pass the device budget, whatever room the host budget has. (On this CPU-only machine a tensor counts as
+    on the device here: device_bytes is asked with the CPU treated as one.)"""
+    import lab_ui
+
+    analyses = [bertlab.analyze(tiny_bert, f"the cat sat on mat number {i} .") for i in range(4)]
+    each = lab_ui.device_bytes(analyses[0]) or 1
+    monkeypatch.setattr(lab_ui, "on_device", lambda tensor: True)
+    each = lab_ui.device_bytes(analyses[0])
+    cache = lab_ui.ResultCache(maxsize=100 * each, device_maxsize=int(2.5 * each))
+    for i, a in enumerate(analyses):
+        cache[i] = a
+    assert list(cache) == [2, 3], "two fit the device budget: the oldest went"
+    assert cache.device_size <= cache.device_maxsize and set(cache.device_sizes) == {2, 3}
+    host = lab_ui.ResultCache(maxsize=100 * each, device_maxsize=int(2.5 * each))
+    monkeypatch.setattr(lab_ui, "on_device", lambda tensor: False)
+    for i, a in enumerate(analyses):
+        host[i] = a
+    assert list(host) == [0, 1, 2, 3] and host.device_size == 0, "CPU tensors count against the host budget only"

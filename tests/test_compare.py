@@ -62,7 +62,7 @@ def test_same_hidden_size_compares_a_word_layer_by_layer(tiny_bert_dir, tiny_dis
 
     specs = charts(at)
     bars = [s for s in specs if s["data"][0]["type"] == "bar"]
-    assert len(bars) == 2, "one [MASK], guessed by each model"
+    assert len(bars) == 4, "one [MASK], guessed by each model under each mask (a chart per mask, lab_ui.chart)"
     heatmaps = [s for s in specs if s["data"][0]["type"] == "heatmap"]
     assert len(heatmaps) == 2
 
@@ -74,15 +74,30 @@ def test_same_hidden_size_compares_a_word_layer_by_layer(tiny_bert_dir, tiny_dis
     np.testing.assert_allclose(_values(line[0]["data"][0]["y"]), expected, atol=1e-4)
 
 
-def test_different_hidden_sizes_show_each_models_word_sense_curve(tiny_bert_dir, tiny_bert):
+def test_different_hidden_sizes_show_how_context_moves_the_picked_word_in_each_model(tiny_bert_dir, tiny_bert, minilm):
+    """Vectors of different sizes cannot be compared across models; each model's own 1 − cosine(bidirectional,
+    causal) of the picked word can, and picking another word changes it (issue 20: the Word pills changed nothing)."""
+    from bertlab.metrics import cosine
+
+    def expected(loaded, word: str) -> np.ndarray:
+        result = bertlab.analyze(loaded, TEXT)
+        start = TEXT.index(word)
+        pieces = [t.position for t in result.tokens if not t.special and t.start < start + len(word) and t.end > start]
+        both, left = (result.runs[k].hidden_states[:, pieces].mean(1) for k in ("bidirectional", "causal"))
+        return 1 - cosine(both, left)
+
+    words = [t for t in bertlab.analyze(tiny_bert, TEXT).tokens if not t.special]
     at = open_compare(str(tiny_bert_dir), "minilm")
-    curves = [s for s in charts(at) if s["data"][0]["type"] == "scatter"]
-    assert len(curves) == 2, "a word-sense curve per model instead of a cross-model cosine"
-    sentences = ["I went to the bank to deposit money.", "I went to the bank to catch some fish."]
-    expected = bertlab.senses(tiny_bert, "bank", sentences).similarity["bidirectional"][:, 0, 1]
-    np.testing.assert_allclose(_values(curves[0]["data"][0]["y"]), expected, atol=1e-5)
     assert any("hidden sizes differ (32 vs 384)" in c.value for c in at.caption)
     assert any("minilm" in info.value and "no masked-LM head" in info.value for info in at.info)
+    for index, word in ((0, "the"), (next(i for i, t in enumerate(words) if t.text == "dog"), "dog")):
+        at.session_state["compare_word"] = index
+        at.run()
+        curves = [s for s in charts(at) if s["data"][0]["type"] == "scatter"]
+        assert len(curves) == 1 and [t["name"] for t in curves[0]["data"]] == [str(tiny_bert_dir), "minilm"]
+        assert f"after '{word}'" in curves[0]["layout"]["title"]["text"]
+        np.testing.assert_allclose(_values(curves[0]["data"][0]["y"]), expected(tiny_bert, word), atol=1e-4)
+        np.testing.assert_allclose(_values(curves[0]["data"][1]["y"]), expected(minilm, word), atol=1e-4)
 
 
 def test_word_matched_by_characters_across_tokenizations(tmp_path_factory, tiny_bert):

@@ -331,8 +331,9 @@ def test_word_sense_page_with_a_corpus_and_a_bad_upload(tiny_bert_dir):
     at.switch_page("pages/word_sense.py").run()
     assert not at.exception and not at.error
     assert len(at.dataframe) == 2, "nearest corpus contexts under both masks"
-    # similarity x2, PCA, by-layer, then the corpus: projection, probe for all words, probe for 'bank'
-    assert len(at.get("plotly_chart")) == 7
+    # similarity x2, PCA (a chart per mask), by-layer, then the corpus: projection (a chart per mask), probe for all
+    # words, probe for 'bank'
+    assert len(at.get("plotly_chart")) == 9
     at.file_uploader[0].set_value(("mine.csv", b"word,meaning,sentence\nbank,river,the bank\n", "text/csv")).run()
     assert not at.exception and not at.error
     assert any("no 'sense' column" in w.value and "shipped corpus" in w.value for w in at.warning)
@@ -342,3 +343,56 @@ def test_word_sense_page_with_a_corpus_and_a_bad_upload(tiny_bert_dir):
     tables = [d.value for d in at.dataframe]
     assert all(set(t["sense"]) <= {"money", "river"} for t in tables)
     assert any("mine.tsv" in c.value for c in at.caption)
+
+
+# --- the index on disk ----------------------------------------------------------------------------
+
+
+def test_a_stored_index_equals_a_fresh_build_and_is_read_not_rebuilt(tiny_bert, tmp_path, monkeypatch):
+    bank = corpora.shipped_corpus().select("bank")
+    built = corpora.stored_index(tiny_bert, bank, directory=tmp_path)
+    [path] = tmp_path.glob("index-*.npz")
+    monkeypatch.setattr(corpora, "build_index", lambda *a, **k: pytest.fail("a valid stored index was rebuilt"))
+    read = corpora.stored_index(tiny_bert, bank, directory=tmp_path)
+    np.testing.assert_array_equal(read.vectors, built.vectors)
+    np.testing.assert_array_equal(read.norms, built.norms)
+    assert read.pieces == built.pieces and list(read.rows) == list(built.rows)
+    assert corpora.probe(read).to_dict() == corpora.probe(built).to_dict()
+    assert path.stat().st_size > 0 and not list(tmp_path.glob("*.tmp")), "written atomically: no temporary left"
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "cut short", "another model's"])
+def test_a_stale_or_corrupt_index_file_is_rebuilt_never_trusted(tiny_bert, tiny_distilbert, tmp_path, damage):
+    bank = corpora.shipped_corpus().select("bank")
+    reference = corpora.build_index(tiny_bert, bank)
+    path, key = corpora.index_path(tiny_bert, bank, directory=tmp_path)
+    tmp_path.mkdir(exist_ok=True)
+    if damage == "corrupt":
+        path.write_bytes(b"PK\x03\x04 not an index at all")
+    elif damage == "cut short":
+        corpora.write_index(path, key, reference)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    else:  # a valid file, written for another model, under this model's name
+        other = corpora.build_index(tiny_distilbert, bank)
+        corpora.write_index(path, corpora.index_path(tiny_distilbert, bank, directory=tmp_path)[1], other)
+    index = corpora.stored_index(tiny_bert, bank, directory=tmp_path)
+    np.testing.assert_array_equal(index.vectors, reference.vectors)
+    assert corpora.read_index(path, key, tiny_bert, bank, index.mask_types).vectors.shape == reference.vectors.shape, "rewritten"
+
+
+def test_the_index_key_follows_model_corpus_and_masks(tiny_bert, tiny_distilbert, tmp_path):
+    bank, bat = corpora.shipped_corpus().select("bank"), corpora.shipped_corpus().select("bat")
+    paths = {corpora.index_path(m, c, k, tmp_path)[0] for m in (tiny_bert, tiny_distilbert) for c in (bank, bat)
+             for k in (("bidirectional", "causal"), ("bidirectional",))}
+    assert len(paths) == 8
+
+
+def test_index_command_keeps_the_index(tiny_bert_dir, tmp_path, capsys, monkeypatch):
+    import json
+
+    from bertlab.cli import main
+
+    monkeypatch.setenv("BERTLAB_CACHE_DIR", str(tmp_path))
+    assert main(["index", "--model", str(tiny_bert_dir), "--device", "cpu", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["sentences"] == 528 and data["path"].startswith(str(tmp_path)) and (tmp_path / data["path"].split("/")[-1]).exists()

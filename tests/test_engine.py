@@ -10,13 +10,15 @@ import torch
 
 import bertlab
 from bertlab import masks
+from conftest import FAMILIES
 
 TEXT = "the quick brown fox jumps over the lazy dog."
 
 
-@pytest.fixture(params=["tiny_bert", "tiny_distilbert", "minilm"])
-def any_model(request: pytest.FixtureRequest) -> bertlab.LoadedModel:
-    return request.getfixturevalue(request.param)
+@pytest.fixture(params=[*FAMILIES, "minilm"])
+def any_model(request: pytest.FixtureRequest, family_models) -> bertlab.LoadedModel:
+    """Every family's tiny checkpoint, and real weights (MiniLM)."""
+    return request.getfixturevalue("minilm") if request.param == "minilm" else family_models[request.param]
 
 
 # --- loading -------------------------------------------------------------------------------------
@@ -76,12 +78,14 @@ def test_directory_that_is_not_a_model(tmp_path):
         bertlab.load_model(str(tmp_path), device="cpu")
 
 
-def test_decoder_checkpoint_is_refused(tmp_path):
-    from transformers import GPT2Config
+def test_a_decoder_other_than_gpt2_is_refused_with_what_bertlab_reads(tmp_path):
+    from transformers import LlamaConfig
 
-    GPT2Config(n_layer=1, n_embd=8, n_head=2).save_pretrained(tmp_path)
-    with pytest.raises(bertlab.NotAnEncoderError, match="gpt2"):
+    LlamaConfig(num_hidden_layers=1, hidden_size=8, num_attention_heads=2, intermediate_size=16).save_pretrained(tmp_path)
+    with pytest.raises(bertlab.NotAnEncoderError, match="llama model, a family bertlab does not read.*GPT-2"):
         bertlab.load_model(str(tmp_path), device="cpu")
+    with pytest.raises(bertlab.NotAnEncoderError, match="reads one decoder, GPT-2"):
+        bertlab.load_model("meta-llama/Llama-3.2-1B", device="cpu")
 
 
 def test_corrupted_weights_are_a_clear_error(tiny_bert_dir, tmp_path):
@@ -146,23 +150,28 @@ def test_long_input_is_truncated_and_says_so(minilm):
 
 
 def test_embedding_sum_after_layernorm_is_the_models_embedding_output(any_model):
+    """The lookups the model adds, summed, projected and normalized in its own order with its own modules, equal
+    the first layer's input, obtained independently by calling the model itself (no bertlab hook)."""
     result = bertlab.analyze(any_model, TEXT, "a pen is red" if any_model.info.has_segments else None)
     e = result.embeddings
     assert e.max_abs_diff <= 1e-5
-    # and it is the model's own output, independently obtained:
-    own = any_model.embeddings(result.encoding.input_ids, **(
-        {"token_type_ids": result.encoding.token_type_ids} if any_model.info.has_segments else {}
-    ))[0].detach().numpy()
-    assert np.abs(e.layernorm - own).max() <= 1e-5
-    assert np.allclose(e.sum, e.token + e.position + (e.segment if e.segment is not None else 0), atol=1e-6)
-    np.testing.assert_allclose(e.token, any_model.embeddings.word_embeddings.weight[result.encoding.input_ids[0]].detach().numpy())
+    kwargs = {"input_ids": result.encoding.input_ids}
+    if any_model.info.has_segments:
+        kwargs["token_type_ids"] = result.encoding.token_type_ids
+    with torch.no_grad():
+        own = any_model.encoder(**kwargs, output_hidden_states=True, **any_model.adapter.run_options).hidden_states[0][0].numpy()
+    first = e.projection if e.steps[-1] == "projection" else e.model_output
+    assert np.abs(first - own).max() <= 1e-5
+    lookups = [getattr(e, part) for part in ("token", "segment", "position") if e.has(part)]
+    assert np.allclose(e.sum, sum(lookups), atol=1e-6)
+    np.testing.assert_allclose(e.token, any_model.word_embeddings.weight[result.encoding.input_ids[0]].detach().numpy())
 
 
 def test_each_embedding_part_is_its_own_weight_lookup(tiny_bert):
     """token, segment and position parts each equal their own table read at the input's ids, segment ids and
     positions (a pair, so segment ids differ; positions differ anyway): swapping two parts cannot pass."""
     result = bertlab.analyze(tiny_bert, "the cat sat", "a pen is red")
-    emb, tables = result.embeddings, tiny_bert.embeddings
+    emb, tables = result.embeddings, tiny_bert.encoder.embeddings
     ids = result.encoding.input_ids[0]
     segments = torch.tensor([t.segment for t in result.tokens])
     positions = torch.arange(len(result.tokens))
@@ -192,7 +201,11 @@ def test_attention_rows_sum_to_one_and_causal_zeros_are_exact(any_model):
     above = np.triu(np.ones((n, n), dtype=bool), k=1)
     causal = result.causal.attentions
     assert (causal[..., above] == 0.0).all(), "the causal mask leaked"
-    assert (result.bidirectional.attentions[..., above] > 0).all()
+    windows = any_model.info.windows  # ModernBERT's local layers see only ±w: zeros beyond, by design
+    for layer in range(any_model.info.layers):
+        near = np.abs(np.arange(n)[:, None] - np.arange(n)[None, :]) <= windows.get(layer, n)
+        assert (result.bidirectional.attentions[layer][..., above & near] > 0).all()
+        assert (result.bidirectional.attentions[layer][..., ~near] == 0).all()
     assert (result.causal.allowed == ~above).all()
 
 
@@ -226,7 +239,7 @@ def test_causal_prefix_invariance_and_bidirectional_dependence(any_model):
     a = _hidden(any_model, "the cat sat on the mat.")
     b = _hidden(any_model, "the cat sat on the dog.")
     changed = next(i for i, (x, y) in enumerate(zip(a.tokens, b.tokens)) if x.id != y.id)
-    assert len(a.tokens) == len(b.tokens) and changed > 2
+    assert changed > 2
     ca, cb = a.causal.hidden_states[:, :changed], b.causal.hidden_states[:, :changed]
     np.testing.assert_allclose(ca, cb, atol=1e-6, rtol=0)
     ba, bb = a.bidirectional.hidden_states[1:, :changed], b.bidirectional.hidden_states[1:, :changed]
@@ -442,3 +455,14 @@ def test_senses_bad_input(tiny_bert):
     # "bank" inside "banker" is not the word bank:
     with pytest.raises(bertlab.TargetNotFoundError):
         bertlab.senses(tiny_bert, "ban", ["the bank.", "a bank"])
+
+
+def test_precision_is_bfloat16_on_cuda_and_float32_elsewhere():
+    from bertlab.loading import pick_dtype
+
+    assert pick_dtype(torch.device("cuda")) == "bfloat16"
+    assert pick_dtype(torch.device("cpu")) == "float32" and pick_dtype(torch.device("mps"), "auto") == "float32"
+    assert pick_dtype(torch.device("cuda"), "float32") == "float32", "an explicit choice wins"
+    with pytest.raises(bertlab.ModelLoadError, match="Unknown precision"):
+        pick_dtype(torch.device("cpu"), "float8")
+    assert bertlab.load_model("minilm", device="cpu").info.dtype == "float32"

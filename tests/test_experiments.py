@@ -123,7 +123,7 @@ def test_integrated_gradients_are_complete(tiny_bert):
 def test_grad_x_input_is_the_gradient_times_the_embedding(tiny_bert):
     encoding = encode(tiny_bert, TEXT)
     result = experiments.attribute(tiny_bert, encoding, 5, token="bank", method="grad_x_input")
-    emb = tiny_bert.embeddings
+    emb = tiny_bert.encoder.embeddings
     ids = encoding.input_ids
     words = emb.word_embeddings(ids).detach().requires_grad_(True)
     hidden = emb.LayerNorm(words + emb.position_embeddings.weight[: ids.shape[1]] + emb.token_type_embeddings.weight[encoding.token_type_ids])
@@ -226,3 +226,36 @@ def test_word_sense_page_experiment(tiny_bert_dir):
     at.run()
     assert not at.exception and not at.error, [*at.exception, *at.error]
     assert any("with 1 head(s) removed" in c.value for c in at.caption)
+
+
+def test_long_experiments_report_progress_and_stop_within_one_chunk(tiny_bert):
+    """Head importance and integrated gradients go in chunks (at least experiments.CHUNKS), report each, and a
+    progress callback that raises Stopped ends the work before the next chunk's forward pass."""
+    encoding = encode(tiny_bert, TEXT)
+    seen = []
+    experiments.head_importance(tiny_bert, encoding, 5, progress=lambda done, total: seen.append((done, total)))
+    rows = 1 + tiny_bert.info.layers * tiny_bert.info.heads
+    assert seen[0] == (0, rows) and seen[-1] == (rows, rows) and len(seen) >= experiments.CHUNKS
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+    passes = []
+    handle = tiny_bert.encoder.register_forward_hook(lambda *_: passes.append(1))
+
+    def stop_after_first(done, total):
+        if done > 0:
+            raise bertlab.Stopped("stopped")
+
+    try:
+        with pytest.raises(bertlab.Stopped):
+            experiments.head_importance(tiny_bert, encoding, 5, progress=stop_after_first)
+        assert len(passes) == 1, "Stop ends the work within one chunk"
+        steps, at = [], []  # integrated gradients: the passes done by each progress report
+        passes.clear()
+        experiments.attribute(tiny_bert, encoding, 5, steps=32, progress=lambda d, t: (steps.append((d, t)), at.append(len(passes))))
+        assert steps[-1] == (32, 32) and len(steps) >= experiments.CHUNKS
+        passes.clear()
+        with pytest.raises(bertlab.Stopped):
+            experiments.attribute(tiny_bert, encoding, 5, steps=32, progress=stop_after_first)
+        assert len(passes) == at[0] and at[-1] - at[0] >= experiments.CHUNKS - 1, "stopped after the first chunk of steps"
+    finally:
+        handle.remove()

@@ -235,3 +235,169 @@ def test_a_window_fits_its_colour_scale_and_a_whole_text_keeps_0_to_1(tiny_bert)
     assert windowed.zmax == pytest.approx(float(weights[10:50, 10:50].max()))
     mask = figures.mask_matrix(result.tokens, result.causal.allowed, "causal", slice(10, 50)).data[0]
     assert (mask.zmin, mask.zmax) == (0, 1)  # two colours, whatever the window
+
+
+# --- issue 20: titles off the data, panels that can stack, one pair of colour scales, charts in words -----------
+
+def test_a_title_is_anchored_above_the_plot_and_lifted_over_subplot_titles():
+    import plotly.graph_objects as go
+
+    fig = figures.fit_title(go.Figure(layout=dict(title="a title long enough to need a second line on a phone screen")))
+    title = fig.layout.title
+    assert "<br>" in title.text and all(len(line) <= figures.TITLE_CHARS for line in title.text.split("<br>"))
+    assert (title.yref, title.y, title.yanchor, title.automargin) == ("paper", 1, "bottom", True)
+    one_line = figures.fit_title(go.Figure(layout=dict(title="short")))
+    assert title.pad.b > one_line.layout.title.pad.b >= figures.TITLE_GAP  # a second line lifts the first
+    preds = [Prediction("a", 1, 0.5)]
+    with_subtitles = figures.fit_title(figures.prediction_bars({"bidirectional": preds, "causal": preds}, "short"))
+    assert with_subtitles.layout.title.pad.b >= one_line.layout.title.pad.b + 16  # above "bidirectional", "causal"
+
+
+def test_a_figure_in_two_columns_comes_apart_into_one_figure_per_column(tiny_bert):
+    from bertlab import inside
+
+    result = bertlab.analyze(tiny_bert, "the cat sat on the mat.")
+    preds = {"bidirectional": [Prediction("a", 1, 0.6)], "causal": [Prediction("b", 2, 0.3)]}
+    left, right = figures.panels(figures.prediction_bars(preds, "t"))
+    assert [t.x[0] for t in left.data] == [0.6] and [t.x[0] for t in right.data] == [0.3]
+    assert (left.layout.title.text, right.layout.title.text) == ("bidirectional", "causal")  # its subplot title
+    for part in (left, right):
+        layout = part.layout.to_plotly_json()
+        assert [list(v["domain"]) for k, v in layout.items() if k.startswith("xaxis")] == [[0.0, 1.0]]  # the whole width
+    steps = inside.head_steps(tiny_bert, result, 1, 2, 3)
+    q_and_k, products = figures.panels(figures.head_vectors(result.tokens, steps))
+    assert len(q_and_k.data) == len(products.data) == 2  # the q strip over the keys; the q strip over q ⊙ k
+    assert [a.text for a in q_and_k.layout.annotations] == ["k: every key"]
+    shares = figures.sublayer_shares(result.tokens, inside.layer_steps(tiny_bert, result.encoding).shares())
+    assert len(figures.panels(shares)) == 2
+    single = figures.attention_heatmap(result.tokens, result.bidirectional.attention(0, 0))
+    assert figures.panels(single) == [single]
+
+
+def test_a_chart_in_words_names_its_extremes(tiny_bert):
+    result = bertlab.analyze(tiny_bert, "the cat sat on the mat.")
+    weights = result.bidirectional.attention(1, 2)
+    q, k = np.unravel_index(int(np.argmax(weights)), weights.shape)
+    said = figures.describe(figures.attention_heatmap(result.tokens, weights, title="layer 1, head 2"))
+    assert said.startswith("Chart: layer 1, head 2.")
+    assert f"to {weights.max():.3g}" in said
+    assert f"query {result.tokens[q].text}, key (attended to) {result.tokens[k].text}" in said
+    bars = figures.describe(figures.prediction_bars({"bidirectional": [Prediction("dog", 1, 0.7), Prediction("cat", 2, 0.2)]}, "m"))
+    assert "0.7 (at 1. dog)" in bars and "0.2 (at 2. cat)" in bars
+
+
+def _scales(fig) -> list:
+    """Every colour scale a figure's traces use (heatmaps' and markers')."""
+    found = []
+    for trace in fig.data:
+        scale = getattr(trace, "colorscale", None) or (getattr(getattr(trace, "marker", None), "colorscale", None)
+                                                          if trace.type != "heatmap" else None)
+        if scale:
+            found.append(tuple(tuple(step) for step in scale))
+    return found
+
+
+def test_one_sequential_and_one_diverging_scale_throughout(tiny_bert):
+    """Every magnitude is drawn in figures.SEQUENTIAL and every signed value in figures.DIVERGING (colour-blind
+    safe); the only other scales are the mask's and the removed-head grid's flat two-colour keys."""
+    import plotly.graph_objects as go
+    from bertlab import inside
+
+    def named(name):
+        return tuple(tuple(step) for step in go.Heatmap(colorscale=name).colorscale)
+
+    allowed = {named(figures.SEQUENTIAL), named(figures.DIVERGING)}
+    result = bertlab.analyze(tiny_bert, "the quick [MASK] fox.", "a pen")
+    run = result.bidirectional
+    steps = inside.head_steps(tiny_bert, result, 1, 2, 3)
+    sense = bertlab.senses(tiny_bert, "cat", ["the cat sat.", "a cat ran."])
+    built = [
+        figures.attention_heatmap(result.tokens, run.attention(0, 0)), figures.rollout_heatmap(result.tokens, run, 1),
+        figures.embeddings_heatmaps(result.tokens, result.embeddings), figures.divergence_heatmap(result.tokens, result.divergence()),
+        figures.layer_change_heatmap(result.tokens, run.layer_change()), figures.head_vectors(result.tokens, steps),
+        figures.value_mixture(result.tokens, steps), figures.sublayer_shares(result.tokens, inside.layer_steps(tiny_bert, result.encoding).shares()),
+        figures.similarity_heatmap(sense, "causal", 1), figures.change_heatmap(result.tokens, np.ones((3, len(result.tokens))), "t"),
+        figures.head_grid(2, 4, [(0, 1)], np.arange(8.0).reshape(2, 4)),
+        figures.mask_each_chart(result.tokens, bertlab.mask_each_token(tiny_bert, result.encoding)),
+        *[figures.head_stat_grid(run, stat) for stat in bertlab.HEAD_STATS],
+    ]
+    for fig in built:
+        for scale in _scales(fig):
+            assert scale in allowed, (fig.layout.title.text, scale[:2])
+
+
+def test_heatmaps_meant_to_be_compared_share_one_colour_range(tiny_bert):
+    sense = bertlab.senses(tiny_bert, "cat", ["the cat sat.", "a cat ran away.", "my cat."])
+    last = sense.layers - 1
+    both = [figures.similarity_heatmap(sense, kind, last).data[0] for kind in ("bidirectional", "causal")]
+    values = np.concatenate([sense.similarity[k][last].ravel() for k in ("bidirectional", "causal")])
+    assert both[0].zmin == both[1].zmin == pytest.approx(values.min())
+    assert both[0].zmax == both[1].zmax == pytest.approx(values.max())
+    result = _long(tiny_bert)
+    a, b = result.bidirectional.attention(0, 0), result.causal.attention(0, 0)
+    top = figures.shared_zmax([a, b], slice(10, 50))
+    assert top == pytest.approx(max(float(a[10:50, 10:50].max()), float(b[10:50, 10:50].max())))
+    assert figures.shared_zmax([a, b]) == 1.0  # a whole text: the 0-1 scale
+
+
+def test_inside_a_head_stays_readable_at_128_tokens(tiny_bert):
+    """A window of many keys: the value mixture names at most TICK_LABELS rows (and the keys weighted most), the
+    query-key plane names at most NAMED_POINTS keys, and the softmax panel's axis is fitted to its weights."""
+    from bertlab import inside
+
+    result = _long(tiny_bert)  # 64 tokens: every position of the tiny model, as 512 are BERT-base's
+    steps = inside.head_steps(tiny_bert, result, 1, 2, 30)
+    mixture = figures.value_mixture(result.tokens, steps)
+    labels = list(mixture.layout.yaxis.ticktext)
+    assert len(labels) <= figures.TICK_LABELS + 1 and labels[-1] == "= output"
+    heaviest = int(np.argmax(steps.weights))
+    assert any(label.endswith(f"· {heaviest}") for label in labels)
+    plane = figures.query_key_projection(steps)
+    named = [t for t in plane.data[0].text if t]
+    assert 0 < len(named) <= figures.NAMED_POINTS
+    chart = figures.head_steps_chart(result.tokens, steps)
+    top = list(chart.layout.yaxis4.range)[1]
+    assert float(steps.weights.max()) <= top <= max(1.15 * float(steps.weights.max()), 1e-6) + 1e-9
+
+
+def test_thumbnail_labels_grow_with_the_tiles():
+    """The all-heads grid's head and layer numbers are drawn at 0.4 of a tile's pitch, so that the grid shrunk to
+    a phone's 350 px still shows them at 11 px or more."""
+    from PIL import Image
+    import io
+
+    for layers, heads, tokens in ((6, 12, 10), (12, 12, 64)):
+        png = attention_views.thumbnails(np.random.default_rng(0).random((layers, heads, tokens, tokens)).astype(np.float32))
+        image = np.asarray(Image.open(io.BytesIO(png)).convert("L"))
+        # the label band above the tiles ends at the first row the tiles fill; its rows with ink are the digits'
+        band = image[: int(np.argmax((image < 250).mean(axis=1) > 0.5))]
+        ink_rows = np.where((band < 128).any(axis=1))[0]
+        digit = ink_rows.max() - ink_rows.min() + 1
+        on_a_phone = digit * min(1.0, 350 / image.shape[1])
+        assert on_a_phone >= 7, (layers, heads, tokens, digit, image.shape)  # a digit's ink is ~0.7 of the type size
+
+
+def test_thumbnail_pooling_on_the_device_equals_pooling_on_the_host(tiny_bert):
+    """pooled_heads from the per-layer tensors (where a GPU keeps them) equals the same average pooling done on the
+    whole host array by hand, and the PNG is the same either way."""
+    from bertlab import attention_views
+
+    run = bertlab.analyze(tiny_bert, "the quick brown fox jumps over the lazy dog and the cat sat on the mat .").bidirectional
+    host = run.attentions.astype(np.float32)
+    size = 5
+    edges = np.linspace(0, host.shape[-1], size + 1).astype(int)
+    by_hand = np.array([[[[host[l, h, edges[i]:edges[i + 1], edges[j]:edges[j + 1]].mean() for j in range(size)] for i in range(size)]
+                         for h in range(host.shape[1])] for l in range(host.shape[0])])
+    by_hand /= by_hand.max(axis=(2, 3), keepdims=True)
+    np.testing.assert_allclose(attention_views.pooled_heads(run.attention_layers, size), by_hand, atol=1e-5)
+    assert attention_views.thumbnails(run.attention_layers) == attention_views.thumbnails(host)
+
+
+def test_describe_reads_values_along_x_when_y_holds_names():
+    """A dot plot with names on y (the atlas's head behaviour) is described by its x values, never read as numbers."""
+    import plotly.graph_objects as go
+    from bertlab.figures import describe
+
+    fig = go.Figure(go.Scatter(x=[0.1, 0.7, 0.2], y=["[CLS]-like", "previous", "next"], mode="markers", name="mean"))
+    said = describe(fig)
+    assert "from 0.1 (at [CLS]-like) to 0.7 (at previous)" in said, said

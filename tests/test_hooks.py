@@ -7,7 +7,9 @@ import copy
 import pytest
 import torch
 
-from bertlab import hooks, masks
+from conftest import FAMILIES
+
+from bertlab import hooks, inside, masks
 from bertlab.errors import InputError
 from bertlab.tokens import encode
 
@@ -24,14 +26,16 @@ def batch(loaded, text: str = TEXT, kinds=("bidirectional", "causal")):
     )
 
 
-@pytest.fixture(params=["tiny_bert", "tiny_distilbert"])
-def model(request):
-    return request.getfixturevalue(request.param)
+@pytest.fixture(params=FAMILIES)
+def model(request, family_models):
+    """Every family's tiny checkpoint: the same proofs hold for each adapter."""
+    return family_models[request.param]
 
 
 def test_every_layer_point_agrees_with_the_model_outputs(model):
     """Each point is what its name says: layer.L.in/out are the model's hidden states L and L+1, the
-    pattern is its attentions, norm/out are LayerNorm of the sublayer output plus its residual."""
+    pattern is its attentions, mid/out rebuild from the sublayers by the family's formula (post-norm:
+    LayerNorm(sublayer + residual) with the layer's own modules; pre-norm: residual + sublayer)."""
     names = hooks.point_names(model)
     out, cache = hooks.run(model, *batch(model), capture=names, internals=True)
     assert set(cache.names()) == set(names)
@@ -43,26 +47,18 @@ def test_every_layer_point_agrees_with_the_model_outputs(model):
         torch.testing.assert_close(cache[p + "attn.pattern"], out.attentions[layer], rtol=0, atol=0)
         for name in ("attn.q", "attn.k", "attn.v", "attn.context"):
             assert cache[p + name].shape == (2, heads, out.hidden_states[0].shape[1], d_head)
-        x, a, h, f = cache[p + "in"], cache[p + "attn.out"], cache[p + "attn.norm"], cache[p + "ffn.out"]
-        norms = _norms(model, layer)
-        torch.testing.assert_close(norms[0](a + x), h, rtol=0, atol=1e-6)
-        torch.testing.assert_close(norms[1](f + h), cache[p + "out"], rtol=0, atol=1e-6)
+        x, a, h, f = cache[p + "in"], cache[p + "attn.out"], cache[p + "mid"], cache[p + "ffn.out"]
+        mid, output = inside.recompose(model, layer, x, a, f, h)
+        torch.testing.assert_close(mid, h, rtol=0, atol=1e-6)
+        torch.testing.assert_close(output, cache[p + "out"], rtol=0, atol=1e-6)
         # the context is weights · V, per head
         torch.testing.assert_close(cache[p + "attn.pattern"] @ cache[p + "attn.v"], cache[p + "attn.context"], rtol=0, atol=1e-6)
 
 
-def _norms(model, layer):
-    block = hooks.layers_of(model)[layer]
-    if model.info.family == "bert":
-        return block.attention.output.LayerNorm, block.output.LayerNorm
-    return block.sa_layer_norm, block.output_layer_norm
-
-
 def test_embedding_points_are_the_lookups(tiny_bert):
     out, cache = hooks.run(tiny_bert, *batch(tiny_bert), capture=hooks.EMBED_POINTS, internals=True)
-    emb = tiny_bert.embeddings
     ids = encode(tiny_bert, TEXT).input_ids
-    torch.testing.assert_close(cache["embed.token"][0], emb.word_embeddings.weight[ids[0]], rtol=0, atol=0)
+    torch.testing.assert_close(cache["embed.token"][0], tiny_bert.word_embeddings.weight[ids[0]], rtol=0, atol=0)
     torch.testing.assert_close(cache["embed.out"], out.hidden_states[0], rtol=0, atol=0)
 
 
@@ -98,20 +94,26 @@ def test_an_identity_intervention_changes_nothing(model):
 
 
 def _reference_without_head(model, layer: int, head: int):
-    """A copy of the model whose attention output projection ignores one head's input columns."""
+    """A copy of the model whose attention output projection ignores one head's slice of its input (the module
+    the adapter names for attn.context: its weight's columns for nn.Linear, its rows for GPT-2's Conv1D)."""
     ref = copy.deepcopy(model)
-    block = hooks.layers_of(ref)[layer]
-    dense = block.attention.output.dense if model.info.family == "bert" else block.attention.out_lin
+    dense = ref.layers[layer].get_submodule(ref.adapter.points["attn.context"].path)
     d_head = model.info.hidden_size // model.info.heads
+    part = slice(head * d_head, (head + 1) * d_head)
     with torch.no_grad():
-        dense.weight[:, head * d_head : (head + 1) * d_head] = 0
+        if isinstance(dense, torch.nn.Linear):
+            dense.weight[:, part] = 0
+        else:
+            dense.weight[part, :] = 0
     return ref
 
 
 @pytest.mark.parametrize("layer,head", [(0, 1), (1, 3)])
 def test_zeroing_a_head_equals_a_model_without_its_output_columns(model, layer, head):
     args = batch(model)
-    ablated, _ = hooks.run(model, *args, internals=True, interventions=[hooks.ablate_heads(layer, [head])])
+    # one module is every layer of ALBERT: its weight edit removes the head everywhere, and so must the ablation
+    layers = range(model.info.layers) if model.info.shared_layers else [layer]
+    ablated, _ = hooks.run(model, *args, internals=True, interventions=[hooks.ablate_heads(l, [head]) for l in layers])
     reference, _ = hooks.run(_reference_without_head(model, layer, head), *args, internals=True)
     for a, b in zip(ablated.hidden_states, reference.hidden_states):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
@@ -181,16 +183,20 @@ def test_a_run_on_another_thread_never_passes_through_this_runs_hooks(tiny_bert)
 
 
 def test_q_and_k_points_make_the_pattern_and_act_feeds_the_ffn_output(model):
-    """q and k are what the softmax reads (not swapped), and ffn.act is the activation after GELU that the
-    feed-forward output projection reads."""
+    """q and k are what the softmax reads (not swapped) where the score is q·k/√d (DeBERTa's relative terms and
+    ModernBERT's rotation are proven in test_inside), the mask point is what the softmax adds, and ffn.act is the
+    activation the feed-forward output projection reads."""
     out, cache = hooks.run(model, *batch(model), capture=hooks.point_names(model), internals=True)
     d_head = model.info.hidden_size // model.info.heads
     for layer in range(model.info.layers):
         p = f"layer.{layer}."
-        scores = cache[p + "attn.q"] @ cache[p + "attn.k"].transpose(-1, -2) / d_head**0.5 + cache[p + "attn.mask"]
-        torch.testing.assert_close(torch.softmax(scores, -1), cache[p + "attn.pattern"], rtol=0, atol=1e-6)
-        block = hooks.layers_of(model)[layer]
-        dense = block.output.dense if model.info.family == "bert" else block.ffn.lin2
+        if model.adapter.head_terms is None:
+            scores = cache[p + "attn.q"] @ cache[p + "attn.k"].transpose(-1, -2) / d_head**0.5 + cache[p + "attn.mask"]
+            torch.testing.assert_close(torch.softmax(scores, -1), cache[p + "attn.pattern"], rtol=0, atol=1e-5)
+        blocked = cache[p + "attn.mask"].expand_as(cache[p + "attn.pattern"]) < -1e30
+        assert bool((cache[p + "attn.pattern"][blocked] == 0).all()), "what the mask point blocks gets weight 0"
+        dense = model.layers[layer].get_submodule(model.adapter.points["ffn.out"].path)
         with torch.inference_mode():
             torch.testing.assert_close(dense(cache[p + "ffn.act"]), cache[p + "ffn.out"], rtol=0, atol=1e-6)
-        assert (cache[p + "ffn.act"] >= -0.2).all(), "after GELU nothing is below about -0.17"
+        if model.info.family != "modernbert":  # ModernBERT's is a gated product (GeGLU), any sign
+            assert (cache[p + "ffn.act"] >= -0.2).all(), "after GELU nothing is below about -0.17"

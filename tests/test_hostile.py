@@ -64,7 +64,7 @@ CASES = [
     Case("missing directory", model="./no/such/dir", error=bertlab.ModelLoadError, message="no such directory"),
     Case("path outside allowed places", model="{tiny}", env={"BERTLAB_ALLOWED_PATHS": "/nonexistent-root"}, error=bertlab.PolicyError, message="outside the folders"),
     Case("model not offered", model="minilm", env={"BERTLAB_ALLOWED_MODELS": "bert-base-*"}, error=bertlab.PolicyError, message="does not offer"),
-    Case("GPT-2 checkpoint", model="{gpt2}", error=bertlab.NotAnEncoderError, message="gpt2"),
+    Case("a decoder bertlab does not read", model="{llama}", error=bertlab.NotAnEncoderError, message="llama model"),
     Case("no MLM head", model="minilm", text="the [MASK] sat.", check="no mlm head"),
     Case("corrupted weights", model="{corrupt}", error=bertlab.ModelLoadError, message="Cannot read"),
     Case("pickle-only weights", model="{pickle}", error=bertlab.PolicyError, message="pickle"),
@@ -77,12 +77,12 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def places(tmp_path_factory, tiny_bert_dir) -> dict[str, str]:
-    from transformers import GPT2Config
+    from transformers import LlamaConfig
 
     root = tmp_path_factory.mktemp("hostile")
     (root / "empty").mkdir()
     (root / "empty" / "notes.txt").write_text("not a model")
-    GPT2Config(n_layer=1, n_embd=8, n_head=2).save_pretrained(root / "gpt2")
+    LlamaConfig(num_hidden_layers=1, hidden_size=8, num_attention_heads=2, intermediate_size=16).save_pretrained(root / "llama")
     corrupt = root / "corrupt"
     shutil.copytree(tiny_bert_dir, corrupt)
     (corrupt / "model.safetensors").write_bytes(b"\x00" * 64)
@@ -90,7 +90,7 @@ def places(tmp_path_factory, tiny_bert_dir) -> dict[str, str]:
     shutil.copytree(tiny_bert_dir, pickle)
     (pickle / "model.safetensors").unlink()
     (pickle / "pytorch_model.bin").write_bytes(b"pretend pickle")
-    return {"tiny": str(tiny_bert_dir), "tmp": str(root / "empty"), "gpt2": str(root / "gpt2"), "corrupt": str(corrupt), "pickle": str(pickle),
+    return {"tiny": str(tiny_bert_dir), "tmp": str(root / "empty"), "llama": str(root / "llama"), "corrupt": str(corrupt), "pickle": str(pickle),
             # A relative path that climbs to /etc/passwd from wherever the tests run (CI checks out deeper).
             "passwd": os.path.relpath("/etc/passwd")}
 

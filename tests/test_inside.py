@@ -9,13 +9,15 @@ import torch
 import bertlab
 from bertlab import hooks, inside, masks
 from bertlab.errors import InputError
+from conftest import FAMILIES
 
 TEXT = "i went to the bank to deposit money ."
 
 
-@pytest.fixture(params=["tiny_bert", "tiny_distilbert", "minilm"])
-def model(request):
-    return request.getfixturevalue(request.param)
+@pytest.fixture(params=[*FAMILIES, "minilm"])
+def model(request, family_models):
+    """Every family's tiny checkpoint, and real weights (MiniLM)."""
+    return request.getfixturevalue("minilm") if request.param == "minilm" else family_models[request.param]
 
 
 def cases(loaded):
@@ -32,8 +34,11 @@ def test_recomputed_softmax_equals_the_models_attention_weights(model, mask):
             steps = inside.head_steps(model, result, layer, head, query, mask)
             own = result.runs[mask].attentions[layer, head, query]
             np.testing.assert_allclose(steps.weights, own, rtol=0, atol=1e-5)
-            np.testing.assert_allclose(steps.qk.sum(-1), steps.scores, rtol=1e-5, atol=1e-5)
-            np.testing.assert_allclose(steps.scaled * np.sqrt(steps.q.shape[0]), steps.scores, rtol=1e-5, atol=1e-5)
+            content = steps.terms["content→content"] if steps.terms else steps.scores  # DeBERTa: one term of three
+            np.testing.assert_allclose(steps.qk.sum(-1), content, rtol=1e-5, atol=1e-5)
+            if steps.terms:
+                np.testing.assert_allclose(sum(steps.terms.values()), steps.scores, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(steps.scores * steps.scale, steps.scaled, rtol=1e-5, atol=1e-5)
 
 
 def test_blocked_keys_get_exactly_zero_and_the_rest_sums_to_one(tiny_bert):
@@ -70,11 +75,10 @@ def test_sublayers_reproduce_the_next_hidden_state(model, mask):
     hidden = result.runs[mask].hidden_states
     v = steps.vectors
     for layer in range(model.info.layers):
-        norm1, norm2 = inside._norm_modules(model, layer)
         np.testing.assert_allclose(v["input"][layer], hidden[layer], rtol=0, atol=1e-5)
         with torch.inference_mode():
-            h = norm1(torch.from_numpy(v["attention"][layer] + v["input"][layer])).numpy()
-            out = norm2(torch.from_numpy(v["ffn"][layer] + v["after_attention"][layer])).numpy()
+            h, out = (t.numpy() for t in inside.recompose(model, layer, *(torch.from_numpy(v[name][layer]) for name in
+                                                                             ("input", "attention", "ffn", "after_attention"))))
         np.testing.assert_allclose(h, v["after_attention"][layer], rtol=0, atol=1e-5)
         np.testing.assert_allclose(out, hidden[layer + 1], rtol=0, atol=1e-5)
         for name, vectors in v.items():
@@ -95,7 +99,9 @@ def test_top_neurons_are_the_largest_activations(tiny_bert):
     np.testing.assert_array_equal(steps.neuron(1, int(ids[2, 0])), act[:, ids[2, 0]])
     data = steps.to_dict()["layers"]
     assert len(data) == 2 and len(data[0]["top_neurons"]) == len(result.tokens)
-    assert set(data[0]) == {"layer", "input_norm", "attention_norm", "after_attention_norm", "ffn_norm", "output_norm", "top_neurons"}
+    assert set(data[0]) == {"layer", "norm_placement", "scope", "input_norm", "attention_norm", "after_attention_norm", "ffn_norm",
+                            "output_norm", "top_neurons"}
+    assert (data[0]["norm_placement"], data[0]["scope"]) == ("post", "global")
 
 
 def test_projection_places_queries_and_keys_together(tiny_bert):
@@ -123,7 +129,9 @@ def test_head_and_layers_command_line_contracts(tiny_bert_dir, tiny_bert, capsys
     assert main(["head", TEXT, "--layer", "1", "--head", "2", "--query", "3", "--mask", "causal",
                  "--model", str(tiny_bert_dir), "--device", "cpu", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert set(data) == {"layer", "head", "query", "mask", "tokens", "q", "k", "v", "scores", "scaled", "masked", "weights", "output"}
+    assert set(data) == {"layer", "head", "query", "mask", "tokens", "q", "k", "v", "scores", "scaled", "masked", "weights", "output",
+                         "scale", "terms", "q_rotated", "k_rotated", "window"}
+    assert data["terms"] is None and data["q_rotated"] is None and data["window"] is None  # BERT: one term, no rotation
     n, d_head = len(data["tokens"]), tiny_bert.info.hidden_size // tiny_bert.info.heads
     assert (data["layer"], data["head"], data["query"], data["mask"]) == (1, 2, 3, "causal")
     assert len(data["q"]) == d_head and len(data["k"]) == n and all(len(row) == d_head for row in data["v"])

@@ -16,7 +16,7 @@ from bertlab.cli import main
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAIR = "a pen is red"
-STEPS = ["Tokens", "Three embeddings", "Attention", "Layers", "Masked LM", "Bidirectional vs causal", "Word sense", "Next sentence"]
+STEPS = ["Tokens", "Three embeddings", "Attention", "Layers", "Masked LM", "Bidirectional vs causal", "BERT vs GPT", "Word sense", "Next sentence"]
 
 
 def start(model: str, text: str = "the quick brown [MASK] jumps over the lazy dog.", pair: str = PAIR) -> AppTest:
@@ -36,11 +36,11 @@ def shown_on_the_step(at: AppTest, step: str, which: str, reference) -> None:
         if which == "tiny":
             assert shown == [t["text"] for t in reference(text, PAIR)["tokens"]]
         assert shown[0] == "[CLS]" and shown.count("[SEP]") == 2 and "[MASK]" in shown
-    elif step == "Three embeddings":
-        notice = next(str(i.value) for i in at.info if "What to notice" in str(i.value))
-        assert float(re.search(r"largest difference here: ([0-9.e+-]+)", notice).group(1)) <= 1e-5
-    elif step == "Masked LM" and which == "tiny":
-        assert len(at.get("plotly_chart")) == text.count("[MASK]")
+    elif step == "Three embeddings":  # the model's own check, under the chart
+        check = next(str(c.value) for c in at.caption if "Checked: LayerNorm(token + segment + position)" in str(c.value))
+        assert float(re.search(r"largest difference ([0-9.e+-]+)", check).group(1)) <= 1e-5
+    elif step == "Masked LM" and which == "tiny":  # each [MASK]'s guesses under each mask, a chart per mask
+        assert len(at.get("plotly_chart")) == 2 * text.count("[MASK]")
     elif step == "Masked LM":  # MiniLM has no MLM head: a warning instead of guesses
         assert at.warning and not at.get("plotly_chart")
     elif step == "Next sentence" and which == "tiny":
@@ -56,7 +56,7 @@ def test_the_lesson_renders_every_step(which, tiny_bert_dir, reference):
     for i, step in enumerate(STEPS):
         assert not at.exception, (step, [e.value for e in at.exception])
         assert not at.error, (step, [e.value for e in at.error])
-        assert [p.proto.text for p in at.get("progress")] == [f"Step {i + 1} of {len(STEPS)}: {step}"]
+        assert [p.proto.text for p in at.get("progress")] == [f"Step {i + 1} of {len(STEPS)}: {step} · running {at.session_state['model']}"]
         assert any("What to notice" in str(info.value) for info in at.info), step
         shown_on_the_step(at, step, which, reference)
         if i < len(STEPS) - 1:
@@ -79,7 +79,7 @@ def test_predict_then_reveal_hides_then_scores_the_guess(tiny_bert_dir, tiny_ber
     at.switch_page("pages/masked_lm.py").run()
     shown = len(at.get("plotly_chart"))
     at.toggle(key="predict").set_value(True).run()
-    assert len(at.get("plotly_chart")) == shown - 1, "the [MASK] bars are hidden until a guess"
+    assert len(at.get("plotly_chart")) == shown - 2, "the [MASK] bars (a chart per mask) are hidden until a guess"
     at.text_input(key="guess4").input("fox").run()
     assert not at.exception
     assert len(at.get("plotly_chart")) == shown
