@@ -26,8 +26,8 @@ PROJECTOR_CSS = """<style>
 /* On a projector (1280 × 720) the step's chart must start on the first screen: the step's name, Back/Next and
    the step pills take two short rows above it. */
 .st-key-lesson_top h1 { font-size: 2.4rem !important; padding: 0.2rem 0 !important; }
-.st-key-step button { min-height: 2.2rem !important; padding: 0.1rem 0.7rem !important; }
-.st-key-step button p { font-size: 0.95rem !important; }
+.st-key-step button { min-height: 2.2rem !important; padding: 0.1rem 0.5rem !important; }
+.st-key-step button p { font-size: 0.88rem !important; }  /* nine steps in one row at 1280 px */
 .st-key-lesson_top [data-testid=stProgress] p { font-size: 1.1rem !important; font-weight: 400 !important; }
 .st-key-lesson_notice [data-testid=stAlert] p { font-size: 1.05rem !important; line-height: 1.45 !important; }
 </style>"""
@@ -69,11 +69,10 @@ def with_head(head: str):
     use = offer is not None and st.toggle(
         f"Run this step on {offer} (random weights)", key=f"lesson_random_{head}",
         help=f"Only this step: the rest of the lesson stays on {lab_ui.running_name(loaded)}.")
-    if use:
+    if use and not presenting:  # on a projector the step's line above says it, and the first screen is for the chart
         st.caption(f"🎲 This step runs on **{offer}**; the rest of the lesson on **{lab_ui.running_name(loaded)}**. Turn the "
                    f"switch off to come back to {loaded.info.name}.")
-        return lab_ui.model(offer)
-    return None
+    return lab_ui.model(offer) if use else None
 
 
 HEADS = {"Masked LM": "mlm", "Next sentence": "nsp"}  # the steps that need a pre-training head

@@ -40,7 +40,7 @@ shown = window or slice(None)
 if "layernorm" in e.steps:
     summed, normed = (np.linalg.norm(v[shown], axis=-1) for v in (e.sum, e.layernorm))
     st.caption(f"Here the length ‖sum‖ ranges from {summed.min():.1f} to {summed.max():.1f} over the tokens shown "
-               f"(largest ÷ smallest: {summed.max() / summed.min():.1f}), and ‖LayerNorm‖ from {normed.min():.1f} to "
+               f"(largest ÷ smallest: {summed.max() / summed.min():.1f}), and ‖LayerNorm(sum)‖ from {normed.min():.1f} to "
                f"{normed.max():.1f} ({normed.max() / normed.min():.1f}).")
 lab_ui.chart(figures.embeddings_heatmaps(result.tokens, e, window), key="embeddings")
 lab_ui.notes(result)

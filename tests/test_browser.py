@@ -110,7 +110,7 @@ def test_tokenization(server, page, shot):
 def test_embeddings(server, page, shot):
     open_page(page, f"{server}/embeddings" + q(model="minilm"))
     plots(page, 2)
-    assert visible(page, "The three parts add up")
+    assert visible(page, "The parts add up to exactly what the model feeds its first layer")
     shot(page, "2-embeddings")
 
 
@@ -268,7 +268,7 @@ def test_exports_are_valid_files(server, page, tiny, tmp_path, reference):
 
 def test_lesson_link_round_trips(server, page, shot):
     open_page(page, f"{server}/" + q(model="minilm", step="Word sense"))
-    assert visible(page, "Step 8 of 9: Word sense")
+    assert visible(page, "Step 7 of 9: BERT vs GPT")
     page.get_by_role("button", name="Next →").click()
     assert visible(page, "Step 9 of 9: Next sentence")
     page.wait_for_function("() => location.search.includes('step=Next')", timeout=30_000)
@@ -502,4 +502,4 @@ def test_every_control_is_in_reach_of_the_keyboard(server, page, path):
     if "step" in path:
         page.get_by_role("button", name="Next →").first.focus()
         page.keyboard.press("Enter")
-        assert visible(page, "Step 8 of 9: Word sense")
+        assert visible(page, "Step 7 of 9: BERT vs GPT")
