@@ -131,6 +131,7 @@ def test_every_lesson_step_has_a_check_computed_from_the_live_analysis(tiny_bert
     assert causal["correct"] == [t.label for t in analysis.tokens if t.position > causal["query"]]
     # the same left context gives the same vector under a causal mask, whatever the weights
     assert checks["Word sense"][1]["correct"] == ["the same"]
+    assert checks["BERT vs GPT"][1]["correct"] == ["only “bank” and the words before it"]
     assert checks["Next sentence"][1]["correct"] == ["1"]
 
 

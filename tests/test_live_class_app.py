@@ -70,12 +70,12 @@ def test_a_class_from_start_to_reveal(tiny_bert_dir, class_db):
     me = param(student, "me")
     assert store.student(code, me).nickname == "<b>Sam</b>"
     assert "you are **&lt;b&gt;Sam&lt;/b&gt;**" in texts(student)  # escaped where it is shown (the browser test reads it)
-    assert "Step 1 of 8 · Tokens" in texts(student)
+    assert "Step 1 of 9 · Tokens" in texts(student)
 
     teacher = click(teacher, "Next step")  # the teacher moves the class; the student's page follows
     assert store.room(code).step == 1
     student.run()
-    assert "Step 2 of 8 · Three embeddings" in texts(student)
+    assert "Step 2 of 9 · Three embeddings" in texts(student)
 
     teacher = click(teacher, "Open this poll on every phone")  # the step's check
     poll = store.current_poll(code)

@@ -230,10 +230,10 @@ def test_thirty_phones_three_polls_and_the_teachers_step(classroom, shots):
     explorer = phones[-1]
     explorer.get_by_role("button", name="Explore on my own").click()
     explorer.get_by_role("radio", name="Layers").click()
-    explorer.get_by_text("Step 4 of 8 · Layers").wait_for()
+    explorer.get_by_text("Step 4 of 9 · Layers").wait_for()
     teacher.get_by_role("button", name="Close this poll").click()
     teacher.get_by_text("No poll is on screen.").wait_for()
-    arrive = "Step 2 of 8 · Three embeddings"
+    arrive = "Step 2 of 9 · Three embeddings"
     for phone in phones[:-1]:
         phone.evaluate(ARRIVAL, arrive)
     clicked = teacher.evaluate("() => Date.now()")  # the pages' clock: one machine's wall clock
@@ -243,9 +243,9 @@ def test_thirty_phones_three_polls_and_the_teachers_step(classroom, shots):
     late = {i: round(ms) for i, ms in enumerate(arrived) if ms > STEP_DEADLINE_MS}
     assert not late, f"the step change reached these phones later than {STEP_DEADLINE_MS} ms after the click (ms): {late}"
     assert store.room(code).step == 1
-    assert explorer.get_by_text("Step 4 of 8 · Layers").is_visible()  # not pulled along while exploring
+    assert explorer.get_by_text("Step 4 of 9 · Layers").is_visible()  # not pulled along while exploring
     explorer.get_by_role("button", name="Rejoin the class (step 2: Three embeddings)").click()
-    explorer.get_by_text("Step 2 of 8 · Three embeddings").wait_for()
+    explorer.get_by_text("Step 2 of 9 · Three embeddings").wait_for()
     for phone in phones:
         no_exception(phone)
     no_exception(teacher)
@@ -309,7 +309,7 @@ def test_the_server_killed_mid_class_loses_nothing_acknowledged(classroom, tiny_
     assert dict(zip(drawn["customdata"], drawn["x"])) == {"fox": 2, "dog": 1, "cat": 1, html.escape("<i>x</i>"): 1}
     teacher.get_by_role("button", name="Next step").click()
     for phone in phones:
-        phone.get_by_text("Step 3 of 8 · Attention").wait_for()
+        phone.get_by_text("Step 3 of 9 · Attention").wait_for()
         phone.get_by_text("Your answer:").first.wait_for()  # the revealed poll, on every phone
         no_exception(phone)
     no_exception(teacher)

@@ -12,7 +12,8 @@ from ..loading import LoadedModel
 from ..senses import senses
 from ..tokens import encode
 
-STEPS = ("Tokens", "Three embeddings", "Attention", "Layers", "Masked LM", "Bidirectional vs causal", "Word sense", "Next sentence")
+STEPS = ("Tokens", "Three embeddings", "Attention", "Layers", "Masked LM", "Bidirectional vs causal", "BERT vs GPT", "Word sense",
+         "Next sentence")
 """The guided lesson's steps, in its order (pages/guided_lesson.py; a test keeps the two lists equal)."""
 SUMMARIES = {
     "Tokens": "BERT reads WordPieces: words it does not hold whole are split into pieces (## marks a continuation), "
@@ -22,6 +23,8 @@ SUMMARIES = {
     "Layers": "A layer is attention then a feed-forward block, each added to the residual stream and normalised (post-norm).",
     "Masked LM": "Pre-training task 1: some tokens become [MASK] and BERT predicts them from both sides.",
     "Bidirectional vs causal": "BERT's mask lets every token see both sides; a GPT-style causal mask lets it see only its left.",
+    "BERT vs GPT": "GPT-2 was trained to predict the next token: it reads left to right by design, so “bank” in two "
+                   "sentences that share their start is the same vector, whatever follows; BERT reads both sides.",
     "Word sense": "Context changes a word's vector layer by layer: “bank” of money and “bank” of a river drift apart.",
     "Next sentence": "Pre-training task 2: does sentence B follow sentence A? Segment ids tell BERT which sentence a token is in.",
 }
@@ -93,6 +96,14 @@ def check(loaded: LoadedModel, analysis: Analysis, step: int) -> tuple[str, dict
                  "query": query, "correct": [t.label for t, a in zip(tokens, allowed) if not a], "hints": [
             "A causal mask lets a token see itself and the tokens to its left.",
             "Every token to its right is blocked: its weight is exactly 0.",
+        ]}
+    elif name == "BERT vs GPT":
+        question = f"GPT-2 reads “{BANK[0]}”. When it computes “bank”, which words can it use?"
+        spec |= {"answer_kind": "choice", "options": ["only “bank” and the words before it", "every word of the sentence",
+                                                      "only the words after “bank”"],
+                 "correct": ["only “bank” and the words before it"], "hints": [
+            "GPT-2 was trained to guess the next token, so it must never see the tokens it guesses.",
+            "Its mask is causal by design: a token sees itself and its left.",
         ]}
     elif name == "Word sense":
         result = senses(loaded, "bank", list(BANK))
