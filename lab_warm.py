@@ -22,7 +22,7 @@ def warm(device: str = "auto") -> dict:
 
     took = {}
     began = time.perf_counter()
-    loaded = lab_ui._load(bertlab.DEFAULT_MODEL, device)  # the process's one copy (st.cache_resource), as pages load it
+    loaded = lab_ui._load(bertlab.DEFAULT_MODEL, device, "auto")  # the process's one copy (st.cache_resource), as pages load it
     took["model"] = time.perf_counter() - began
     for text, pair in (lab_ui.PRESETS["fill the mask"], *[(s, "") for s in lab_families.BANK]):
         started = time.perf_counter()

@@ -154,3 +154,18 @@ def test_no_page_file_is_named_like_its_url():
             pages[Path(call.args[0].value).stem] = url
     assert len(pages) >= 12
     assert not [stem for stem, url in pages.items() if stem == url], pages
+
+
+def test_the_sidebar_chooses_the_precision_and_says_which_runs(tiny_bert_dir):
+    """Precision in the sidebar loads the weights in that format (float32 by default on the CPU); float16 on the CPU
+    is refused with a message, and the app stays usable."""
+    at = visit(start(str(tiny_bert_dir)), PAGES[1])
+    assert at.selectbox(key="dtype").value == "auto"
+    assert any("cpu, float32" in str(c.value) for c in at.sidebar.caption)
+    at.selectbox(key="dtype").set_value("bfloat16").run()
+    assert not at.exception
+    assert any("cpu, bfloat16" in str(c.value) for c in at.sidebar.caption)
+    at.selectbox(key="dtype").set_value("float16").run()
+    assert not at.exception and any("float16 is for GPUs" in e.value for e in at.error)
+    at.selectbox(key="dtype").set_value("float32").run()
+    assert not at.exception and not at.error

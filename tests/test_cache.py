@@ -59,8 +59,8 @@ def test_fallback_and_explicit_minilm_keep_separate_cache_entries(monkeypatch):
     by_notice = {info.notice is not None: result for info, result in mine}
     assert by_notice[True].model.notice and not by_notice[False].model.notice
     assert not any("could not be loaded" in n for n in by_notice[False].notes)
-    loaded_fallback = lab_ui._load("bert-base-uncased", "cpu")
-    assert loaded_fallback.encoder is lab_ui._load("minilm", "cpu").encoder, "one copy of the weights"
+    loaded_fallback = lab_ui._load("bert-base-uncased", "cpu", "auto")
+    assert loaded_fallback.encoder is lab_ui._load("minilm", "cpu", "auto").encoder, "one copy of the weights"
 
 
 def test_senses_and_mask_each_are_cached_across_reruns(tiny_bert_dir, monkeypatch):
