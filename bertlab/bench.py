@@ -19,7 +19,8 @@ from typing import Callable
 import torch
 
 from .analysis import analyze_encoding
-from .loading import LoadedModel, random_model
+from . import compiled
+from .loading import LoadedModel, compile_model, random_model
 from .mlm import mask_each_token
 from .sample import text_of
 from .families import Sizes
@@ -165,12 +166,16 @@ def measure_host_bytes(loaded: LoadedModel, tokens: int = 512) -> dict:
 
 def run_bench(
     size: str = "bert-base", device: str | None = None, repeats: int = 7, browser: bool = True, analyses: int = 200,
-    p4_size: str = "bert-large", dtype: str = "auto", families: bool = False,
+    p4_size: str = "bert-large", dtype: str = "auto", families: bool = False, compile: str | None = None,
 ) -> dict:
     result: dict = {"model_config": size, "notes": []}
     loaded = random_model(size, device, dtype)
+    if compile:  # the hook-free parts of each layer compiled (bertlab.compiled); one warm-up run compiles them
+        loaded = compile_model(loaded, compile)
+        analyze_encoding(loaded, encode(loaded, text_of(128)))
     result["device"] = str(loaded.device)
     result["dtype"] = loaded.info.dtype
+    result["compiled"] = loaded.info.compiled
     result["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
     if loaded.device.type == "cuda":
         result["machine"] += f", {torch.cuda.get_device_name()}"
@@ -339,6 +344,7 @@ def main(args) -> int:
     result = run_bench(
         args.model_config, args.device, args.repeats, browser=not args.no_browser, analyses=args.analyses,
         p4_size=args.p4_model_config, dtype=getattr(args, "dtype", "auto"), families=getattr(args, "families", False),
+        compile=compiled.setting(getattr(args, "compile", None) or None),
     )
     if args.json:
         print(json.dumps(result))

@@ -25,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
         p.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
                        help="auto: bfloat16 on a CUDA GPU, float32 elsewhere")
+        p.add_argument("--compile", nargs="?", const="inductor", default=None, metavar="BACKEND",
+                       help="run the hook-free parts of each layer compiled with torch.compile (default backend: inductor)")
         p.add_argument("--json", action="store_true", help="print one JSON object")
 
     analyze = sub.add_parser("analyze", help="tokens, MLM at each [MASK] under both masks, NSP")
@@ -117,6 +119,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default="auto")
     bench.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
                        help="auto: bfloat16 on a CUDA GPU, float32 elsewhere")
+    bench.add_argument("--compile", nargs="?", const="inductor", default=None, metavar="BACKEND",
+                       help="compile the hook-free parts of each layer (torch.compile; default backend: inductor)")
     bench.add_argument("--families", action="store_true", help="also time every family at one shape (p1_family_ratios)")
     bench.add_argument("--repeats", type=int, default=7)
     bench.add_argument("--analyses", type=int, default=200, help="distinct analyses for the memory figure (0: skip)")
@@ -180,7 +184,7 @@ def _run(args: argparse.Namespace) -> int:
         return _influence_command(args)
     if args.top_k < 1 if args.command == "analyze" else False:
         raise BertlabError("--top-k must be at least 1.")
-    loaded = load_model(args.model, device=args.device, dtype=args.dtype)
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype, compile=getattr(args, 'compile', None))
     if loaded.info.notice:
         print(f"notice: {loaded.info.notice}", file=sys.stderr)
     if args.command in ("head", "layers"):
@@ -404,7 +408,7 @@ def _corpus_command(args: argparse.Namespace) -> int:
     corpus = corpora.load_corpus(args.corpus)
     if args.command == "neighbors":
         corpus = corpus.select(args.target)  # only the target's sentences need indexing
-    loaded = load_model(args.model, device=args.device, dtype=args.dtype)
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype, compile=getattr(args, 'compile', None))
     if loaded.info.notice:
         print(f"notice: {loaded.info.notice}", file=sys.stderr)
     began = time.perf_counter()
@@ -480,7 +484,7 @@ def _influence_command(args: argparse.Namespace) -> int:
             raise BertlabError("--limit must be at least 1.")
         sentences, _, name = load_sentences(args.corpus)
         sentences = sentences[: args.limit] if args.limit else sentences
-    loaded = load_model(args.model, device=args.device, dtype=args.dtype)
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype, compile=getattr(args, 'compile', None))
     if loaded.info.notice:
         print(f"notice: {loaded.info.notice}", file=sys.stderr)
     if args.command == "atlas":

@@ -19,7 +19,7 @@ import torch
 import transformers
 from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 
-from . import families
+from . import compiled, families
 from .errors import BertlabError, ModelLoadError, NotAnEncoderError, OfflineError
 from .families import Adapter
 from .policy import PolicyError, policy
@@ -136,6 +136,8 @@ class ModelInfo:
     """(layer, w) for layers whose queries see only keys within ±w positions (ModernBERT's local attention)."""
     pieces: str = "##"
     """How this tokenizer marks pieces: '##' (a continuation), 'Ġ' or '▁' (a word start)."""
+    compiled: str = ""
+    """The torch.compile backend the hook-free parts of each layer run under ('' = eager; bertlab.compiled)."""
 
     @property
     def windows(self) -> dict[int, int]:
@@ -170,6 +172,7 @@ class ModelInfo:
             "mask_as_trained": self.mask_as_trained,
             "local_layers": {str(layer): window for layer, window in self.local_layers},
             "pieces": self.pieces,
+            "compiled": self.compiled,
         }
 
 
@@ -339,6 +342,7 @@ def load_model(
     dtype: str = "auto",
     fallback: bool | None = None,
     packaged: Callable[[], LoadedModel] | None = None,
+    compile: str | bool | None = None,
 ) -> LoadedModel:
     """Load `name` (hub id, local directory, or 'minilm') ready for analysis.
 
@@ -350,10 +354,11 @@ def load_model(
     name = (name or DEFAULT_MODEL).strip()
     if fallback is None:
         fallback = name == DEFAULT_MODEL
+    backend = compiled.setting(compile)  # bad settings fail before the weights load
     try:
         loaded = _load(name, device, dtype)
         log.info("loaded %s on %s (%s)", loaded.info.name, loaded.info.device, loaded.info.dtype)
-        return loaded
+        return compile_model(loaded, backend) if backend else loaded
     except OfflineError as err:
         if not fallback:
             raise
@@ -363,6 +368,18 @@ def load_model(
             raise err from None
         log.warning("%s cannot be reached offline; falling back to the packaged %s", name, PACKAGED_MODEL)
         return as_fallback(stand_in, name)
+
+
+def compile_model(loaded: LoadedModel, backend: str = "inductor") -> LoadedModel:
+    """`loaded` with the hook-free parts of every layer compiled (bertlab.compiled): the same weights, modules and
+    results, each part's forward replaced once by its compiled version."""
+    if loaded.info.compiled:
+        return loaded
+    paths = [point.path for point in loaded.adapter.points.values()]
+    parts = compiled.compile_layers(loaded.layers, paths, backend)
+    log.info("compiled %s with %s: %s in each layer", loaded.info.name, backend, ", ".join(parts) or "nothing (every part holds a point)")
+    loaded.info = replace(loaded.info, compiled=backend)
+    return loaded
 
 
 def as_fallback(packaged: LoadedModel, requested: str) -> LoadedModel:

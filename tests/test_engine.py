@@ -466,3 +466,31 @@ def test_precision_is_bfloat16_on_cuda_and_float32_elsewhere():
     with pytest.raises(bertlab.ModelLoadError, match="Unknown precision"):
         pick_dtype(torch.device("cpu"), "float8")
     assert bertlab.load_model("minilm", device="cpu").info.dtype == "float32"
+
+
+def test_the_compiled_path_equals_eager_and_keeps_every_hook(tiny_bert_dir, tiny_bert):
+    """BERTLAB_COMPILE: the hook-free parts of each layer (BERT's intermediate) run compiled by inductor; the
+    analysis (attention, hidden states, MLM) and an intervention (a head ablated through its hook) equal eager
+    within 1e-5, and a bad setting is refused by name."""
+    from bertlab import compiled, experiments
+
+    with pytest.raises(bertlab.InputError, match="Unknown compile setting"):
+        compiled.setting("fast")
+    assert compiled.setting("1") == "inductor" and compiled.setting("0") is None and compiled.setting(False) is None
+    fast = bertlab.load_model(str(tiny_bert_dir), device="cpu", compile="inductor")
+    assert fast.info.compiled == "inductor" and tiny_bert.info.compiled == ""
+    assert compiled.hook_free(fast.layers[0], (p.path for p in fast.adapter.points.values())) == ["intermediate"]
+    text = "the quick brown [MASK] jumps over the lazy dog."
+    for loaded_pair in [(tiny_bert, fast)]:
+        eager, fast_result = (bertlab.analyze(m, text) for m in loaded_pair)
+        for kind in ("bidirectional", "causal"):
+            a, b = eager.runs[kind], fast_result.runs[kind]
+            assert np.abs(a.attentions.astype(np.float64) - b.attentions).max() < 1e-5
+            assert np.abs(a.hidden_states - b.hidden_states).max() < 1e-5
+        assert [p.token for p in eager.predictions(4)["bidirectional"]] == [p.token for p in fast_result.predictions(4)["bidirectional"]]
+        assert abs(eager.predictions(4)["bidirectional"][0].prob - fast_result.predictions(4)["bidirectional"][0].prob) < 1e-5
+    encoding = bertlab.encode(tiny_bert, text)
+    ablated = [experiments.ablate(m, encoding, {(1, 2)}) for m in (tiny_bert, fast)]
+    assert np.asarray(ablated[1].hidden_cosine).min() < 0.9999, "the ablation hook still runs on the compiled model"
+    assert np.abs(np.asarray(ablated[0].hidden_cosine) - np.asarray(ablated[1].hidden_cosine)).max() < 1e-5
+    assert fast.layers[0].intermediate.forward is not tiny_bert.layers[0].intermediate.forward

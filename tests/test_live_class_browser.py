@@ -1,5 +1,6 @@
-"""Issue 22 in a real browser against a real `streamlit run`: 30 phones (one Debian Chromium, 30 contexts) join
-one room and answer three polls; the store holds exactly 90 answers; the projector draws the counts the store
+"""Issue 22 in a real browser against a real `streamlit run`: a room of phones (one Debian Chromium, a context each:
+30 for the issue's proof, 8 in the suite, PHONES) join one room and answer three polls; the store holds exactly
+3 × PHONES answers; the projector draws the counts the store
 holds; the teacher's step change reaches every phone within 3 s; a student cannot lead; the server is killed
 mid-class and restarted, and nothing acknowledged is lost while students and teacher carry on.
 
@@ -10,6 +11,7 @@ revealed, a phone answering) go where test_browser.py's go (BERTLAB_SCREENSHOTS:
 from __future__ import annotations
 
 import html
+import os
 import time
 import urllib.parse
 from collections import Counter
@@ -22,7 +24,9 @@ from bertlab.classroom.polls import tap_counts
 from labtools.server import FLAGS, AppServer, wait_idle
 from test_browser import shots  # noqa: F401  (the screenshot folder fixture)
 
-PHONES = 30
+PHONES = int(os.environ.get("BERTLAB_CLASS_PHONES", "8"))
+"""Phones in the room: the issue's proof is 30 (`BERTLAB_CLASS_PHONES=30 ./lab test tests/test_live_class_browser.py`, about
+4 minutes on a 2-core machine, most of it 30 Streamlit front ends starting); the suite runs the same test with 8."""
 PHONE = dict(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
 """A phone at scale 1: 30 of them at 2 quadruple the pixels the 2-core machine rasterizes (the screenshot takes 2)."""
 PROJECTOR = dict(viewport={"width": 1280, "height": 720})
@@ -113,10 +117,20 @@ def answered(page, count: int, students: int) -> None:
     page.get_by_text(f"{count} of {students} answered").first.wait_for()
 
 
-def open_poll(teacher, kind: str) -> None:
+def open_poll(teacher, kind: str, store, code: str) -> None:
+    """Open a poll from the projector, and wait until the store holds it open (a click's rerun may not have
+    started when the page last said it was idle, on a busy machine)."""
+    before = store.current_poll(code)
     teacher.get_by_text(kind, exact=True).first.click()
     wait_idle(teacher, WAIT)
     teacher.get_by_role("button", name="Open this poll on every phone").click()
+    deadline = time.monotonic() + WAIT / 1000
+    while True:
+        poll = store.current_poll(code)
+        if poll is not None and poll.status == "open" and (before is None or poll.id != before.id):
+            break
+        assert time.monotonic() < deadline, f"the poll '{kind}' did not open: the store's is {poll}"
+        time.sleep(0.1)  # polling the store (a condition), not a fixed wait
     wait_idle(teacher, WAIT)
 
 
@@ -144,9 +158,7 @@ def reveal_and_compare(teacher, store, code: str, students: int) -> None:
         assert {k: v for k, v in zip(drawn["customdata"], drawn["x"]) if v} == {html.escape(k): v for k, v in from_store.items()}
 
 
-def test_thirty_phones_three_polls_and_the_teachers_step(classroom, shots):
-    T0 = time.monotonic()
-    mark = lambda what: print(f"TIMING {time.monotonic() - T0:6.1f} s {what}", flush=True)  # DEBUG
+def test_a_room_of_phones_three_polls_and_the_teachers_step(classroom, shots):
     server, store = classroom["server"], classroom["store"]
     shots.mkdir(parents=True, exist_ok=True)
     model = "minilm"  # real weights: the sense and attention answers mean something on the projector
@@ -159,7 +171,6 @@ def test_thirty_phones_three_polls_and_the_teachers_step(classroom, shots):
     classroom.update(code=code, key=key, teacher=teacher)
     assert store.is_teacher(code, key)
 
-    mark('# 30 phones:')
     # 30 phones: most follow the link (the QR code's), some type the code; a third stay anonymous
     phones = []
     for i in range(PHONES):
@@ -176,29 +187,25 @@ def test_thirty_phones_three_polls_and_the_teachers_step(classroom, shots):
     on_every(phones, "Explore on my own")
     for phone in phones:
         assert "key=" not in phone.url and key not in phone.url and query(phone, "room") == code
-    mark('teacher.get_by_test_id("stMetr')
     teacher.get_by_test_id("stMetricValue").get_by_text(str(PHONES), exact=True).wait_for()
     assert store.student_count(code) == PHONES
     assert phones[1].get_by_text("you are <b>Sam</b>").count() == 1  # shown as typed, escaped
 
-    mark('# poll 1:')
     # poll 1: which sense (choices)
-    open_poll(teacher, "Which sense?")
+    open_poll(teacher, "Which sense?", store, code)
     for i, phone in enumerate(phones):
         phone.get_by_text("finance" if i % 4 == 0 else "river", exact=True).click()
         if i == 0:
             phone.screenshot(path=str(shots / "live-class-phone.png"))
         phone.get_by_role("button", name="Send").click()
     on_every(phones, "Saved:")
-    mark('reveal_and_compare(teacher, st')
     reveal_and_compare(teacher, store, code, PHONES)
     teacher.evaluate("() => document.querySelector('.st-key-class_title').scrollIntoView()")
     teacher.screenshot(path=str(shots / "live-class-projector.png"))
     on_every(phones[:1], "The nearest corpus contexts vote")
 
-    mark('# poll 2:')
     # poll 2: which token does this head look at (taps on token pills)
-    open_poll(teacher, "Which token does this head look at?")
+    open_poll(teacher, "Which token does this head look at?", store, code)
     for i, phone in enumerate(phones):
         pills = phone.locator("[data-testid=stForm] [data-testid=stButtonGroup] button")
         pills.first.wait_for()
@@ -207,9 +214,8 @@ def test_thirty_phones_three_polls_and_the_teachers_step(classroom, shots):
     on_every(phones, "Saved:")
     reveal_and_compare(teacher, store, code, PHONES)
 
-    mark('# poll 3:')
     # poll 3: the lesson step's check (a typed number)
-    open_poll(teacher, "Check for this step")
+    open_poll(teacher, "Check for this step", store, code)
     for i, phone in enumerate(phones):
         box = phone.get_by_role("textbox", name="Your answer")
         box.fill(str(10 + i % 5))
@@ -217,16 +223,14 @@ def test_thirty_phones_three_polls_and_the_teachers_step(classroom, shots):
     on_every(phones, "Saved:")
     reveal_and_compare(teacher, store, code, PHONES)
 
-    mark('polls = store.polls(code)')
     polls = store.polls(code)
     assert [p.kind for p in polls] == ["sense", "head", "check"]
-    assert sum(store.answer_count(code, p.id) for p in polls) == 90
+    assert sum(store.answer_count(code, p.id) for p in polls) == 3 * PHONES
     import sqlite3
 
     with sqlite3.connect(classroom["env"]["BERTLAB_CLASS_DB"]) as db:
-        assert db.execute("SELECT COUNT(*) FROM answers WHERE code = ?", (code,)).fetchone()[0] == 90  # exactly, in the file
+        assert db.execute("SELECT COUNT(*) FROM answers WHERE code = ?", (code,)).fetchone()[0] == 3 * PHONES  # exactly, in the file
 
-    mark('# one student explores')
     # one student explores on their own; the teacher closes the poll and moves the class on
     explorer = phones[-1]
     explorer.get_by_role("button", name="Explore on my own").click()
@@ -279,7 +283,7 @@ def test_the_server_killed_mid_class_loses_nothing_acknowledged(classroom, tiny_
     teacher, phones = classroom["teacher"], classroom["phones"]
     teacher.goto(f"{server.url}/teach?room={code}&key={key}&model={urllib.parse.quote(str(tiny_bert_dir))}&present=true")
     wait_idle(teacher, WAIT)
-    open_poll(teacher, "Fill the blank")
+    open_poll(teacher, "Fill the blank", store, code)
     poll = store.current_poll(code)
     for i, phone in enumerate(phones):
         phone.get_by_role("textbox", name="Your guess for the blank").fill(["dog", "Dog", "fox", "cat", "<i>x</i>"][i])
