@@ -92,7 +92,8 @@ def layer(info: ModelInfo) -> str:
     if info.local_layers:
         local = ", ".join(str(layer) for layer, _ in info.local_layers)
         window = info.local_layers[0][1]
-        text += f" Layers {local} attend **locally**: a token sees only the keys within ±{window} positions of it."
+        which = f"Layers {local} attend" if len(info.local_layers) > 1 else f"Layer {local} attends"
+        text += f" {which} **locally**: a token sees only the keys within ±{window} positions of it; the others globally."
     return text
 
 

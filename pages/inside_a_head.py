@@ -11,8 +11,8 @@ lab_ui.header(
     "How one attention weight comes out of the model. The layer's input vector of every token goes through "
     "that layer's own **query**, **key** and **value** projections"
     + (" (after the layer's LayerNorm: the family is pre-norm)" if info.norm_placement == "pre" else "")
-    + "; the head's slice of each is a short vector (d_head numbers). For the token you pick, "
-    + explain.scores(info)[0].lower() + explain.scores(info)[1:]
+    + "; the head's slice of each is a short vector (d_head numbers). For the token you pick, each key gets a score. "
+    + explain.scores(info)
     + " Then the **mask** is added (a blocked key gets −∞), and the **softmax** turns the row into weights that sum to 1. "
     "The head's output for that token is the weights times the values.",
     "a key whose q⊙k row is mostly red gets a high score, and the softmax turns the largest scaled scores into the "

@@ -9,26 +9,37 @@ import urllib.parse
 
 import pytest
 
-from test_browser import browser, open_page, plots, server, shots, titles_clear  # noqa: F401  (fixtures)
+from labtools.server import AppServer
+from test_browser import browser, open_page, plots, shots, titles_clear  # noqa: F401  (fixtures)
 
 TEXT = "The cat sat on the mat because it was warm."
-CASES = [
-    ("random:modernbert-base", "head", "rotation", "modernbert-head"),
-    ("random:deberta-v3-base", "head", "three terms", "deberta-head"),
-    ("random:modernbert-base", "layers", "pre-norm", "modernbert-layers"),
+CASES = [  # (family's tiny checkpoint or a model name, page, words of its own view, screenshot)
+    ("modernbert", "head", "rotation", "modernbert-head"),
+    ("deberta", "head", "three terms", "deberta-head"),
+    ("modernbert", "layers", "pre-norm", "modernbert-layers"),
     ("minilm", "layers", "post-norm", "minilm-layers"),
-    ("random:electra-small", "masked-lm", "replaced", "electra-replaced"),
+    ("electra", "masked-lm", "replaced", "electra-replaced"),
 ]
 SCREENS = {"laptop": dict(viewport={"width": 1400, "height": 1100}),
            "phone": dict(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)}
 
 
+@pytest.fixture(scope="module")
+def server(family_dirs, tmp_path_factory):
+    """A server that may load the tests' tiny checkpoints (their folder listed in BERTLAB_ALLOWED_PATHS): one
+    loads in a fraction of a second, where a random-weight base shape takes many."""
+    root = tmp_path_factory.getbasetemp()
+    with AppServer(env={"BERTLAB_ALLOWED_PATHS": str(root)}, log=tmp_path_factory.mktemp("family-server") / "server.log") as app:
+        yield app.url
+
+
 @pytest.mark.parametrize("screen", list(SCREENS))
-def test_each_familys_own_view_draws_clear_on_a_laptop_and_a_phone(server, browser, shots, screen):
+def test_each_familys_own_view_draws_clear_on_a_laptop_and_a_phone(server, family_dirs, browser, shots, screen):
     context = browser.new_context(**SCREENS[screen])
     pg = context.new_page()
     try:
-        for model, path, words, name in CASES:
+        for family, path, words, name in CASES:
+            model = str(family_dirs[family]) if family in family_dirs else family
             open_page(pg, f"{server}/{path}?" + urllib.parse.urlencode({"model": model, "text": TEXT}))
             plots(pg, 1)
             assert pg.get_by_text(words).count() > 0, f"{model} /{path}: no '{words}' on the page"
