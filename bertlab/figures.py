@@ -1006,9 +1006,12 @@ def sense_curves(curves: dict[str, np.ndarray], title: str) -> go.Figure:
     """A word's cosine in two sentences, layer by layer, one line per model (or mask): models with different
     numbers of layers each keep their own (layer 0 = the embeddings)."""
     fig = go.Figure()
-    for colour, (name, values) in zip(SERIES_COLOURS, curves.items()):
-        fig.add_scatter(x=list(range(len(values))), y=values, mode="lines+markers", name=html.escape(name),
-                        line=dict(color=colour, dash="dash" if "causal" in name and "GPT" not in name else "solid"),
+    # drawn last first, so a line that lies on a later one (BERT under a causal mask on GPT's, both at 1.0 where
+    # the words before are the same) stays visible; the legend keeps the given order
+    for rank, colour, (name, values) in reversed(list(zip(range(len(curves)), SERIES_COLOURS, curves.items()))):
+        dashed = "causal" in name and "GPT" not in name
+        fig.add_scatter(x=list(range(len(values))), y=values, mode="lines+markers", name=html.escape(name), legendrank=rank,
+                        line=dict(color=colour, dash="dash" if dashed else "solid", width=3 if dashed else 2),
                         hovertemplate=html.escape(name) + ", after layer %{x}: %{y:.3f}<extra></extra>")
     fig.update_layout(title=title, height=380, xaxis_title="layer (0 = embeddings)", yaxis_title="cosine",
                       margin=dict(l=10, r=10, t=60, b=10), legend=dict(orientation="h", y=-0.3))

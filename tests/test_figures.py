@@ -401,3 +401,13 @@ def test_describe_reads_values_along_x_when_y_holds_names():
     fig = go.Figure(go.Scatter(x=[0.1, 0.7, 0.2], y=["[CLS]-like", "previous", "next"], mode="markers", name="mean"))
     said = describe(fig)
     assert "from 0.1 (at [CLS]-like) to 0.7 (at previous)" in said, said
+
+
+def test_sense_curves_keep_the_legends_order_and_draw_the_first_curve_on_top():
+    """BERT under a causal mask lies on GPT's line at 1.0: the curves given first are drawn last (on top)."""
+    from bertlab.figures import sense_curves
+
+    curves = {"bert (bidirectional)": np.array([1.0, 0.9]), "bert under a causal mask": np.ones(2), "gpt2 (GPT, causal by design)": np.ones(3)}
+    fig = sense_curves(curves, "t")
+    assert [t.name for t in fig.data][-1] == "bert (bidirectional)" and [t.name for t in fig.data][0].startswith("gpt2")
+    assert sorted(fig.data, key=lambda t: t.legendrank)[1].line.dash == "dash"
