@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import statistics
 import sys
 import tempfile
@@ -186,6 +187,7 @@ CLASS_THRESHOLDS = {"errors": 0, "p95_answer_to_projector_s": 3.0}
 """What the live-class run must reach: no errors a student would see, and 95% of answers on the projector within
 3 s of the student's tap (the projector refreshes every BERTLAB_CLASS_REFRESH_S, default 1 s)."""
 OPTIONS = ["alpha", "bravo", "charlie", "delta"]
+SEND = re.compile(r"^(Send|Check)$")
 # Samples, every 50 ms, the projector's "N of M answered" line for the poll on screen, and keeps the first time
 # each count was shown for each poll (the page's own clock: the same machine's wall clock as the students').
 PROJECTOR_WATCH = """() => {
@@ -222,13 +224,15 @@ async def _class_student(browser, url: str, code: str, student: str, seed: int, 
             await asyncio.sleep(rng.uniform(0.3, 2.0))  # a student thinks before tapping
             await page.get_by_text(rng.choice(OPTIONS), exact=True).click()
             clicks[(k, student)] = time.time()
-            await page.get_by_role("button", name="Send").click()
+            await page.get_by_role("button", name=SEND).click()  # a check's button says Check, other polls' Send
             await page.get_by_text("Saved:").first.wait_for()
             if await page.locator("[data-testid=stException]").count():
                 errors.append(f"exception shown to student {seed}")
             k += 1
     except Exception as err:  # a stuck or broken phone is an error of the run
         errors.append(f"student {seed}: {type(err).__name__}: {str(err).splitlines()[0]}")
+        if os.environ.get("BERTLAB_LOAD_DEBUG"):  # what the stuck phone showed
+            await page.screenshot(path=os.path.join(os.environ["BERTLAB_LOAD_DEBUG"], f"student-{seed}.png"))
     finally:
         await context.close()
 
