@@ -203,7 +203,7 @@ PROJECTOR_WATCH = """() => {
 
 
 async def _class_student(browser, url: str, code: str, student: str, seed: int, polls: dict, clicks: dict, errors: list[str],
-                         end: float) -> None:
+                         clock: dict) -> None:
     """One phone: opens its link, then answers each poll the teacher opens after a moment's thought."""
     from playwright.async_api import TimeoutError as PlaywrightTimeout
 
@@ -214,11 +214,13 @@ async def _class_student(browser, url: str, code: str, student: str, seed: int, 
     page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
     try:
         await page.goto(f"{url}/join?room={code}&me={student}", timeout=180_000)
-        await page.get_by_role("button", name="Explore on my own").wait_for(timeout=180_000)
+        await page.get_by_role("button", name="Explore on my own").wait_for(timeout=600_000)
+        clock["ready"] += 1  # joined: the polls start when every phone has
         k = 1
-        while time.monotonic() < end:
+        while clock["end"] is None or time.monotonic() < clock["end"]:
+            left = 600 if clock["end"] is None else clock["end"] - time.monotonic()
             try:
-                await page.get_by_text(f"Poll {k}:").first.wait_for(timeout=max(1_000, (end - time.monotonic()) * 1000))
+                await page.get_by_text(f"Poll {k}:").first.wait_for(timeout=max(1_000, left * 1000))
             except PlaywrightTimeout:
                 break  # the run ended before the next poll
             await asyncio.sleep(rng.uniform(0.3, 2.0))  # a student thinks before tapping
@@ -257,9 +259,8 @@ async def _run_class(url: str, store, sessions: int, seconds: float, chromium: s
         await projector.goto(f"{url}/teach?room={room.code}&key={key}&present=true", timeout=180_000)
         await projector.get_by_text("Students in the room").wait_for(timeout=180_000)
         await projector.evaluate(PROJECTOR_WATCH)
-        start = time.monotonic() + 5 + 2.0 * sessions  # the phones load first (each ~2 s of a 2-CPU machine)
-        end = start + seconds
-        phones = [asyncio.create_task(_class_student(browser, url, room.code, s, i, polls, clicks, errors, end + 30))
+        clock = {"ready": 0, "end": None}  # the phones load first (~2-4 s each of a 2-CPU machine), then the clock runs
+        phones = [asyncio.create_task(_class_student(browser, url, room.code, s, i, polls, clicks, errors, clock))
                   for i, s in enumerate(students)]
         stop_flood = threading.Event()
 
@@ -281,8 +282,11 @@ async def _run_class(url: str, store, sessions: int, seconds: float, chromium: s
                     pass
 
         flooder = threading.Thread(target=flooding, daemon=True) if burst else None
-        while time.monotonic() < start:
+        joined_by = time.monotonic() + 600
+        while clock["ready"] < sessions and time.monotonic() < joined_by and any(not t.done() for t in phones):
             await asyncio.sleep(0.5)
+        end = time.monotonic() + seconds
+        clock["end"] = end + 30
         if flooder:
             flooder.start()
         k = 0
