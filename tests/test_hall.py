@@ -173,3 +173,11 @@ def test_the_shared_cache_through_the_app_hook(redis_server, minilm):  # noqa: F
     second = halls[1].fetch(minilm, "analysis", inputs, work)
     assert len(ran) == 1
     assert same(first.bidirectional.hidden_tensor, second.bidirectional.hidden_tensor) == 0.0
+
+
+def test_an_unreachable_result_cache_computes_here():
+    """The shared cache is a help, not a dependency: with its Redis gone, a replica computes as it would alone."""
+    from labtools.server import free_port
+
+    shared = SharedResults(f"redis://127.0.0.1:{free_port()}/0")
+    assert shared.fetch(result_key("m", "analysis", ("x",)), lambda: "computed here") == "computed here"
