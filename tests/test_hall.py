@@ -23,7 +23,7 @@ from bertlab.hall import service  # noqa: E402
 from bertlab.hall import client  # noqa: E402
 from bertlab.hall.client import Hall, ModelServer, ServiceBusy  # noqa: E402
 from bertlab.hall.shared import SharedResults, result_key  # noqa: E402
-from tests.class_fixtures import redis_server  # noqa: E402,F401
+from class_fixtures import redis_server  # noqa: E402,F401
 
 TOL = 1e-5
 SENTENCES = ["The bank was robbed yesterday.", "I went to the bank to deposit money.", "The river bank was very scenic.",

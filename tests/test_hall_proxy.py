@@ -24,7 +24,7 @@ import pytest
 from bertlab.classroom import open_store
 from labtools.hall import COOKIE, HAPROXY, REPLICA_HEADER
 from labtools.server import FLAGS, ROOT, free_port, wait_idle
-from tests.class_fixtures import need_redis_server
+from class_fixtures import need_redis_server
 
 pytest.importorskip("ray")
 WAIT = 90_000
@@ -145,8 +145,8 @@ def test_a_poll_answered_on_one_replica_shows_on_the_other_and_a_killed_replica_
             return [] if poll is None else [a.answer for a in store.answers(code, poll.id)]
 
         def tap(n: int) -> str:
-            """Tap the n-th token and send, as a student does: again if the page was reconnecting (a tap while the
-            WebSocket is down goes nowhere, and the page says nothing was saved); the answer the store then holds."""
+            """Tap the n-th token and send, and again (as a student would) if the store did not change: a tap while the
+            page's WebSocket is still reconnecting goes nowhere. Returns the answer the store then holds."""
             before = answers()
             for _attempt in range(3):
                 pills.nth(n).click()
