@@ -400,7 +400,8 @@ def _ladder_run(url: str, model: str, ladder: list[int], seconds: float, pids) -
                       "error_samples": result["error_samples"], "client_timeouts": result["client_timeouts"],
                       "median_s": result["median_s"] and round(result["median_s"], 3),
                       "p95_s": result["p95_s"] and round(result["p95_s"], 3), "server_cpu_s": round(cpu, 1),
-                      "cpu_per_session": round(cpu / (sessions * seconds), 4), "idle_cpu_per_s": round(idle, 3)})
+                      "cpu_per_session": round(cpu / (sessions * seconds), 4), "idle_cpu_per_s": round(idle, 3),
+                      "cpu_per_page_view_s": round(cpu / result["actions"], 3) if result["actions"] else None})
         print(json.dumps({"rung": rungs[-1]}), file=sys.stderr, flush=True)
     return rungs
 
