@@ -362,23 +362,42 @@ HALL_P95_S = 2.0
 the bound 'sessions held' is measured against."""
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds of these processes and all their children (the server side of a run)."""
-    import psutil
+class CpuMeter:
+    """User + system CPU seconds of a set of process trees (the server side of a run), sampled every half second
+    in a thread, each process's last sample kept: a process that exits during the run (a Ray worker, a replica
+    restarted) keeps what it used instead of taking it out of the total."""
 
-    total, seen = 0.0, set()
-    for pid in pids:
-        try:
-            root = psutil.Process(pid)
-            for proc in [root, *root.children(recursive=True)]:
-                if proc.pid in seen:
-                    continue
-                seen.add(proc.pid)
-                times = proc.cpu_times()
-                total += times.user + times.system + times.children_user + times.children_system
-        except psutil.NoSuchProcess:
-            continue
-    return total
+    def __init__(self, pids) -> None:
+        self.pids = pids  # a callable: the tree roots now
+        self.last: dict[tuple[int, float], float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.sample()
+        self._thread.start()
+
+    def sample(self) -> float:
+        import psutil
+
+        for pid in self.pids():
+            try:
+                root = psutil.Process(pid)
+                for proc in [root, *root.children(recursive=True)]:
+                    try:
+                        times = proc.cpu_times()
+                        self.last[(proc.pid, proc.create_time())] = times.user + times.system
+                    except psutil.NoSuchProcess:
+                        continue
+            except psutil.NoSuchProcess:
+                continue
+        return sum(self.last.values())
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self.sample()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 IDLE_SECONDS = 10.0
@@ -389,13 +408,14 @@ def _ladder_run(url: str, model: str, ladder: list[int], seconds: float, pids) -
     what it burns idle (measured first, over IDLE_SECONDS): the marginal cost of one more active student."""
     rungs = []
     run_load(url, model, 1, 5.0, CHROMIUM)  # the model loaded and the first page built before anything is measured
-    start, before = time.monotonic(), _cpu_seconds(pids())
+    meter = CpuMeter(pids)
+    start, before = time.monotonic(), meter.sample()
     time.sleep(IDLE_SECONDS)  # measuring what the server side burns with nobody on it (Ray's own processes, say)
-    idle = (_cpu_seconds(pids()) - before) / (time.monotonic() - start)
+    idle = (meter.sample() - before) / (time.monotonic() - start)
     for sessions in ladder:
-        start, before = time.monotonic(), _cpu_seconds(pids())
+        start, before = time.monotonic(), meter.sample()
         result = run_load(url, model, sessions, seconds, CHROMIUM)
-        cpu = _cpu_seconds(pids()) - before - idle * (time.monotonic() - start)
+        cpu = meter.sample() - before - idle * (time.monotonic() - start)
         rungs.append({"sessions": sessions, "actions": result["actions"], "errors": result["errors"],
                       "error_samples": result["error_samples"], "client_timeouts": result["client_timeouts"],
                       "median_s": result["median_s"] and round(result["median_s"], 3),
@@ -403,6 +423,7 @@ def _ladder_run(url: str, model: str, ladder: list[int], seconds: float, pids) -
                       "cpu_per_session": round(cpu / (sessions * seconds), 4), "idle_cpu_per_s": round(idle, 3),
                       "cpu_per_page_view_s": round(cpu / result["actions"], 3) if result["actions"] else None})
         print(json.dumps({"rung": rungs[-1]}), file=sys.stderr, flush=True)
+    meter.close()
     return rungs
 
 

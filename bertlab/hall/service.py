@@ -31,8 +31,9 @@ DEPLOYMENT = "ModelService"
 BATCH_TOKENS = int(os.environ.get("BERTLAB_BATCH_TOKENS", "4096"))
 """Padded tokens (rows x longest input, both masks) in one forward pass: bounds a batch's memory and latency."""
 MODELS_PER_REPLICA = int(os.environ.get("BERTLAB_MODELS_PER_REPLICA", "2"))
-ANALYSES_KEPT = 64
-"""Recent analyses a replica keeps for the head steps that follow them (a page asks for the analysis first)."""
+KEEP_MB = int(os.environ.get("BERTLAB_SERVICE_KEEP_MB", "512"))
+"""Recent analyses a replica keeps, within this many MB, for the head steps that follow them (a page asks for the
+analysis first; a 512-token BERT-base analysis alone is ~200 MB)."""
 
 
 def padded_tokens(items: list[tuple]) -> int:
@@ -86,9 +87,9 @@ class ModelService:
 
     def _keep(self, loaded: bertlab.LoadedModel, analysis: Analysis) -> None:
         key = (loaded.info, _ids(analysis.encoding))
-        self.recent[key] = analysis
+        self.recent[key] = analysis.compact()  # head steps read the hidden states, which stay float32
         self.recent.move_to_end(key)
-        while len(self.recent) > ANALYSES_KEPT:
+        while len(self.recent) > 1 and sum(a.nbytes for a in self.recent.values()) > KEEP_MB * 2**20:
             self.recent.popitem(last=False)
 
     async def _analysis_of(self, loaded: bertlab.LoadedModel, encoding: Encoding) -> Analysis:
