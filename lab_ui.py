@@ -25,6 +25,7 @@ from bertlab import policy
 from bertlab.loading import RANDOM_PREFIX, check_allowed, offline_message, resolve_source
 from bertlab.corpus import Corpus, CorpusIndex, index_path, stored_index
 from bertlab.errors import Stopped
+from bertlab.hall.client import hall_from_env
 from bertlab.tokens import Encoding, encode, with_masks
 from lab_widgets import (  # noqa: F401  (pages use them as lab_ui.*; they live in lab_widgets)
     header, notes, presenting, PRESENTER_CSS, image, TITLE_CHARS,
@@ -477,7 +478,9 @@ def cached(loaded: bertlab.LoadedModel, what: str, inputs: tuple, compute: Calla
         hit = cache.get(key)
     if hit is not None:
         return hit
-    result = compute()
+    hall = hall_from_env()  # a lecture hall (bertlab.hall): its shared cache and model service; else computed here
+    result = hall.fetch(loaded, what, inputs, compute, remote=compute is not _absent,
+                        on_busy=lambda message: st.toast(message, icon="⏳")) if hall else compute()
     with lock:
         if nbytes(result) <= cache.maxsize:
             cache[key] = result

@@ -20,7 +20,7 @@ from .metrics import HEAD_STATS, head_statistics, rollout
 from .tokens import Encoding, Token, encode
 from .transfer import to_host
 
-__all__ = ["HEAD_STATS", "Analysis", "Embeddings", "MaskRun", "Prediction", "analyze", "analyze_encoding"]
+__all__ = ["HEAD_STATS", "Analysis", "Embeddings", "MaskRun", "Prediction", "analyze", "analyze_encoding", "analyze_encodings"]
 
 
 @dataclass(frozen=True)
@@ -324,19 +324,58 @@ def analyze(
 def analyze_encoding(
     loaded: LoadedModel, encoding: Encoding, top_k: int = 5, mask_types: tuple[str, ...] = masks.MASK_TYPES
 ) -> Analysis:
-    length = len(encoding)
-    batch = len(mask_types)
-    input_ids = encoding.input_ids.expand(batch, -1)
-    token_type_ids = encoding.token_type_ids.expand(batch, -1)
-    attention_mask = masks.stacked(mask_types, length, loaded.dtype)
-    lookups = list(hooks.embedding_modules(loaded))  # the model's own lookups and its embedding output
-    out, cache = hooks.run(loaded, input_ids, token_type_ids, attention_mask, capture=lookups, internals=True)
+    return analyze_encodings(loaded, [encoding], top_k=top_k, mask_types=mask_types)[0]
 
+
+def analyze_encodings(
+    loaded: LoadedModel, encodings: list[Encoding], top_k: int = 5, mask_types: tuple[str, ...] = masks.MASK_TYPES
+) -> list[Analysis]:
+    """Several inputs in ONE forward pass (a model service batches the requests of many sessions): the inputs
+    padded to the longest, one row per (mask type, input), mask-major like bertlab.senses; padding keys are never
+    seen (the masks and `valid`), so each input's analysis equals its own unbatched run up to float rounding.
+    One input is the unpadded batch `analyze_encoding` always ran."""
+    n, batch = len(encodings), len(mask_types)
+    length = max(len(e) for e in encodings)
+    if n == 1:
+        input_ids = encodings[0].input_ids.expand(batch, -1)
+        token_type_ids = encodings[0].token_type_ids.expand(batch, -1)
+        attention_mask = masks.stacked(mask_types, length, loaded.dtype)
+        valid = None
+    else:
+        pad = loaded.tokenizer.pad_token_id or 0
+        ids = torch.full((n, length), pad, dtype=torch.long)
+        segments = torch.zeros((n, length), dtype=torch.long)
+        valid = torch.zeros((n, length), dtype=torch.long)
+        for i, e in enumerate(encodings):
+            ids[i, : len(e)] = e.input_ids[0]
+            segments[i, : len(e)] = e.token_type_ids[0]
+            valid[i, : len(e)] = 1
+        input_ids, token_type_ids = ids.repeat(batch, 1), segments.repeat(batch, 1)
+        attention_mask = torch.cat([masks.additive(masks.allowed(kind, length, valid), loaded.dtype) for kind in mask_types])
+        valid = valid.repeat(batch, 1)
+    lookups = list(hooks.embedding_modules(loaded))  # the model's own lookups and its embedding output
+    out, cache = hooks.run(loaded, input_ids, token_type_ids, attention_mask, valid=valid, capture=lookups, internals=True)
+    hidden = torch.stack(out.hidden_states, dim=1)  # (mask * input, layer + 1, token, hidden)
+    pooled = getattr(out, "pooler_output", None)
+    return [
+        _read_out(loaded, encoding, top_k, mask_types, [m * n + i for m in range(batch)], out, cache, hidden, pooled, n > 1)
+        for i, encoding in enumerate(encodings)
+    ]
+
+
+def _read_out(loaded: LoadedModel, encoding: Encoding, top_k: int, mask_types: tuple[str, ...], rows: list[int], out, cache,
+              hidden: torch.Tensor, pooled: torch.Tensor | None, padded: bool) -> Analysis:
+    """One input's analysis from its rows of the batch (cut to its own length; copied out of a padded batch so a
+    result never holds, or ships, the other inputs' tensors)."""
+    length = len(encoding)
+    own = (lambda t: t.contiguous().clone()) if padded else (lambda t: t)  # noqa: E731
+    select = (lambda t: t[rows]) if padded else (lambda t: t)  # noqa: E731  (unpadded: the rows are the batch, as views)
+    hidden = own(select(hidden)[:, :, :length])  # (mask, layer + 1, token, hidden)
+    attn = tuple(own(select(layer)[:, :, :length, :length]) for layer in out.attentions)  # per layer (mask, head, query, key)
+    cut = _Rows(own(select(out.last_hidden_state)[:, :length]), None if pooled is None else own(select(pooled)))
     # The big tensors stay on the model's device; only statistics, top-k and the embedding check come to
     # the host here (see MaskRun). Stacked once so each run holds one tensor (a view of the batch).
-    hidden = torch.stack(out.hidden_states, dim=1)  # (mask, layer + 1, token, hidden)
-    attn = out.attentions  # per layer (mask, head, query, key): not stacked (see MaskRun.attention_tensor)
-    embeddings = _embeddings(loaded, cache, hidden[0, 0])
+    embeddings = _embeddings(loaded, cache, hidden[0, 0], row=rows[0], length=length)
     specials = _special_positions(loaded, encoding)
 
     mlm_positions = encoding.mask_positions if loaded.mlm_head is not None else []
@@ -355,12 +394,11 @@ def analyze_encoding(
         )
 
     nsp = None
-    pooled = getattr(out, "pooler_output", None)
-    if loaded.nsp_head is not None and pooled is not None:
+    if loaded.nsp_head is not None and cut.pooler_output is not None:
         with torch.inference_mode():
-            nsp = float(torch.softmax(loaded.nsp_head(pooled[0]).float(), -1)[0])
-    replaced = _replaced(loaded, encoding, out.last_hidden_state, mask_types)
-    next_token = _next_tokens(loaded, encoding, out.last_hidden_state, mask_types, top_k)
+            nsp = float(torch.softmax(loaded.nsp_head(cut.pooler_output[0]).float(), -1)[0])
+    replaced = _replaced(loaded, encoding, cut.last_hidden_state, mask_types)
+    next_token = _next_tokens(loaded, encoding, cut.last_hidden_state, mask_types, top_k)
 
     return Analysis(
         model=loaded.info,
@@ -370,10 +408,18 @@ def analyze_encoding(
         nsp=nsp,
         top_k=top_k,
         notes=_notes(loaded, encoding),
-        classifier=_classify(loaded, out, mask_types),
+        classifier=_classify(loaded, cut, mask_types),
         replaced=replaced,
         next_token=next_token,
     )
+
+
+@dataclass
+class _Rows:
+    """One input's rows of a batch's output, as the heads read them (last_hidden_state, pooler_output)."""
+
+    last_hidden_state: torch.Tensor
+    pooler_output: torch.Tensor | None
 
 
 def _classify(loaded: LoadedModel, out, mask_types: tuple[str, ...]) -> Classification | None:
@@ -407,14 +453,15 @@ def _notes(loaded: LoadedModel, encoding: Encoding) -> list[str]:
     return notes
 
 
-def _embeddings(loaded: LoadedModel, cache: hooks.Cache, first_layer_input: torch.Tensor) -> Embeddings:
+def _embeddings(loaded: LoadedModel, cache: hooks.Cache, first_layer_input: torch.Tensor, row: int = 0, length: int | None = None) -> Embeddings:
     """The first row's embedding lookups (captured at the model's own embedding modules), their sum, the
     projection and LayerNorm in the model's order with its own modules, and how far that is from the model's own
     embedding output (and from the first layer's input, where a projection follows the embedding output)."""
     spec = loaded.adapter.embedding
-    lookups = {name.split(".")[1]: cache[name][0] for name in ("embed.token", "embed.segment", "embed.position") if name in cache}
+    at = lambda t: t[row if t.shape[0] > 1 else 0, :length]  # noqa: E731  (a position lookup may be (1, token, width))
+    lookups = {name.split(".")[1]: at(cache[name]) for name in ("embed.token", "embed.segment", "embed.position") if name in cache}
     total = sum(lookups.values())
-    output = cache["embed.out"][0]
+    output = at(cache["embed.out"])
     projection, norm = loaded.module(spec.projection), loaded.module(spec.norm)
     parts, steps = dict(lookups), list(lookups)
     parts["sum"] = total

@@ -6,6 +6,7 @@ time, then stops. Requests go only to the server's loopback address.
     python -m labtools.loadtest                      # the benchmark: 30 sessions for 60 s, judged by THRESHOLDS
     python -m labtools.loadtest --sessions 5 --seconds 20
     python -m labtools.loadtest --class --sessions 30 --seconds 60 [--burst]   # a live class: see run_class_load
+    python -m labtools.loadtest --hall --ladder 5,10,20 --seconds 45            # one process vs ./lab hall: see hall_load
 
 The default test suite runs a short smoke of the same code (`tests/test_load.py`) and asserts only that
 nothing went wrong; how much a class gets done in a minute is a figure of this machine, judged here.
@@ -362,6 +363,110 @@ def judge_class(result: dict) -> list[str]:
     return missed
 
 
+# --- a lecture hall: the same sessions through `./lab hall`'s proxy, against one process ----------------
+
+HALL_P95_S = 2.0
+"""A page view (a click or a new text, to the finished script run) within this many seconds, for 95% of them:
+the bound 'sessions held' is measured against."""
+
+
+class CpuMeter:
+    """User + system CPU seconds of a set of process trees (the server side of a run), sampled every half second
+    in a thread, each process's last sample kept: a process that exits during the run (a Ray worker, a replica
+    restarted) keeps what it used instead of taking it out of the total."""
+
+    def __init__(self, pids) -> None:
+        self.pids = pids  # a callable: the tree roots now
+        self.last: dict[tuple[int, float], float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.sample()
+        self._thread.start()
+
+    def sample(self) -> float:
+        import psutil
+
+        for pid in self.pids():
+            try:
+                root = psutil.Process(pid)
+                for proc in [root, *root.children(recursive=True)]:
+                    try:
+                        times = proc.cpu_times()
+                        self.last[(proc.pid, proc.create_time())] = times.user + times.system
+                    except psutil.NoSuchProcess:
+                        continue
+            except psutil.NoSuchProcess:
+                continue
+        return sum(self.last.values())
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self.sample()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+IDLE_SECONDS = 10.0
+
+
+def _ladder_run(url: str, model: str, ladder: list[int], seconds: float, pids) -> list[dict]:
+    """Each rung of sessions for `seconds`; beside each p95, the server side's CPU seconds per session-second above
+    what it burns idle (measured first, over IDLE_SECONDS): the marginal cost of one more active student."""
+    rungs = []
+    run_load(url, model, 1, 5.0, CHROMIUM)  # the model loaded and the first page built before anything is measured
+    meter = CpuMeter(pids)
+    start, before = time.monotonic(), meter.sample()
+    time.sleep(IDLE_SECONDS)  # measuring what the server side burns with nobody on it (Ray's own processes, say)
+    idle = (meter.sample() - before) / (time.monotonic() - start)
+    for sessions in ladder:
+        start, before = time.monotonic(), meter.sample()
+        result = run_load(url, model, sessions, seconds, CHROMIUM)
+        cpu = meter.sample() - before - idle * (time.monotonic() - start)
+        rungs.append({"sessions": sessions, "actions": result["actions"], "errors": result["errors"],
+                      "error_samples": result["error_samples"], "client_timeouts": result["client_timeouts"],
+                      "median_s": result["median_s"] and round(result["median_s"], 3),
+                      "p95_s": result["p95_s"] and round(result["p95_s"], 3), "server_cpu_s": round(cpu, 1),
+                      "cpu_per_session": round(cpu / (sessions * seconds), 4), "idle_cpu_per_s": round(idle, 3),
+                      "cpu_per_page_view_s": round(cpu / result["actions"], 3) if result["actions"] else None})
+        print(json.dumps({"rung": rungs[-1]}), file=sys.stderr, flush=True)
+    meter.close()
+    return rungs
+
+
+def held(rungs: list[dict]) -> int:
+    """The most sessions of a rung whose page views had p95 <= HALL_P95_S and no errors (0: none did)."""
+    return max([r["sessions"] for r in rungs if r["errors"] == 0 and r["p95_s"] is not None and r["p95_s"] <= HALL_P95_S], default=0)
+
+
+def hall_load(ladder: list[int], seconds: float = 45.0, replicas: int = 2, model: str = "minilm", single: bool = True) -> dict:
+    """The classroom load test at each rung of `ladder` sessions: through a hall on this machine (labtools.hall:
+    haproxy, `replicas` Streamlit processes, the model service on Ray, Redis) and, with `single`, against one
+    `streamlit run` as today. Reports the sessions held at p95 <= 2 s per page view and the server side's CPU
+    seconds per session per second (what sizes a hall on paper: cores = sessions x that)."""
+    from .hall import Hall
+    from .server import free_port
+
+    out: dict = {"ladder": ladder, "seconds": seconds, "p95_bound_s": HALL_P95_S, "cpus": os.cpu_count()}
+    env = {"BERTLAB_ALLOWED_MODELS": "minilm,bert-base-uncased", "BERTLAB_WARM": "0", "HF_HUB_OFFLINE": "1"}
+    os.environ.update(env)
+    if single:
+        with tempfile.TemporaryDirectory() as tmp, AppServer(env=env, log=Path(tmp) / "server.log") as app:
+            out["single"] = _ladder_run(app.url, model, ladder, seconds, lambda: [app.proc.pid])
+        out["single_held"] = held(out["single"])
+    with tempfile.TemporaryDirectory(prefix="bertlab-hall-load-") as tmp:
+        hall = Hall(replicas, free_port(), "127.0.0.1", Path(tmp), model=model)
+        try:
+            hall.start()
+            out["hall"] = _ladder_run(hall.address, model, ladder, seconds, lambda: [p.proc.pid for p in hall.parts if p.alive()])
+        finally:
+            hall.stop()
+    out["hall_held"] = held(out["hall"])
+    out["replicas"] = replicas
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m labtools.loadtest", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=30)
@@ -370,7 +475,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--class", dest="live_class", action="store_true",
                         help="a live class: phones answering polls; reports p95 seconds from a tap to the projector")
     parser.add_argument("--burst", action="store_true", help="(--class) one more student floods answers all along")
+    parser.add_argument("--hall", action="store_true",
+                        help="through ./lab hall's proxy and against one process: sessions held at p95 <= 2 s, CPU per session")
+    parser.add_argument("--ladder", default="5,10,20", help="(--hall) session counts to try, comma-separated")
+    parser.add_argument("--replicas", type=int, default=2, help="(--hall) Streamlit replicas behind the proxy")
+    parser.add_argument("--hall-only", action="store_true", help="(--hall) skip the single-process run")
     args = parser.parse_args(argv)
+    if args.hall:
+        ladder = [int(n) for n in args.ladder.split(",") if n.strip()]
+        result = hall_load(ladder, args.seconds, args.replicas, args.model, single=not args.hall_only)
+        print(json.dumps(result))
+        return 0
     if args.live_class:
         result = run_class_load(args.sessions, args.seconds, args.burst, args.model)
         result["missed"] = judge_class(result)
