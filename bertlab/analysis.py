@@ -92,8 +92,10 @@ class MaskRun:
     copy); each row sums to 1. `attention_tensor` stacks them only when a view needs every layer at once."""
     hidden_tensor: torch.Tensor
     """(layer + 1, token, hidden) on the model's device; index 0 is the embedding output."""
-    head_stats: dict[str, np.ndarray]
+    specials: dict[str, list[int]] = field(default_factory=dict)
+    """Where [CLS] and [SEP] (or the family's equivalents) are: what two head statistics measure attention to."""
     mlm: dict[int, list[Prediction]] = field(default_factory=dict)
+    _stats: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
     _host: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
     _device: dict[str, torch.Tensor] = field(default_factory=dict, init=False, repr=False)
 
@@ -111,6 +113,16 @@ class MaskRun:
             self._device["attentions"] = stacked
             self.attention_layers = tuple(stacked)
         return self._device["attentions"]
+
+    @property
+    def head_stats(self) -> dict[str, np.ndarray]:
+        """name -> (layer, head): each head's mean entropy, mass to [CLS] and [SEP], self mass and signed distance
+        (metrics.HEAD_STATS), computed where the weights are the first time a view asks (the attention page's
+        statistics, the JSON): most views never do, and at 512 tokens they are ~10% of an analysis."""
+        if not self._stats:
+            stats = head_statistics(self.attention_layers, self.specials)
+            self._stats.update(zip(stats, to_host(torch.stack(list(stats.values())))))  # one transfer for all
+        return self._stats
 
     @property
     def allowed(self) -> np.ndarray:
@@ -178,7 +190,7 @@ class MaskRun:
         tensors = {**layers, "hidden_states": self.hidden_tensor, **self._device}
         return (
             sum(_tensor_bytes(t) for t in tensors.values())
-            + sum(a.nbytes for a in self.head_stats.values())
+            + sum(a.nbytes for a in self._stats.values())
             + _copies_bytes(self._host, tensors)
         )
 
@@ -252,6 +264,8 @@ class Analysis:
         Exact zeros (the causal mask) stay exact; hidden states stay float32 for cosines; rollout, computed
         when asked, follows the attentions' dtype. The tensors stay on their device."""
         half = {kind: replace(run, attention_layers=tuple(t.half() for t in run.attention_layers)) for kind, run in self.runs.items()}
+        for kind, run in self.runs.items():  # statistics already computed from the full weights are kept
+            half[kind]._stats.update(run._stats)
         return replace(self, runs=half)
 
     def divergence(self) -> np.ndarray:
@@ -380,16 +394,13 @@ def _read_out(loaded: LoadedModel, encoding: Encoding, top_k: int, mask_types: t
 
     mlm_positions = encoding.mask_positions if loaded.mlm_head is not None else []
     predictions = _top_predictions(loaded, hidden[:, -1, mlm_positions], top_k) if mlm_positions else None
-    stats = head_statistics(attn, specials)  # name -> (mask, layer, head), on the device
-    stats = dict(zip(stats, to_host(torch.stack(list(stats.values())))))  # one transfer for all of them
-
     runs = {}
     for i, kind in enumerate(mask_types):
         runs[kind] = MaskRun(
             kind=kind,
             attention_layers=tuple(layer[i] for layer in attn),
             hidden_tensor=hidden[i],
-            head_stats={k: v[i] for k, v in stats.items()},
+            specials=specials,
             mlm={p: predictions[i][j] for j, p in enumerate(mlm_positions)} if predictions else {},
         )
 

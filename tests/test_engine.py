@@ -494,3 +494,17 @@ def test_the_compiled_path_equals_eager_and_keeps_every_hook(tiny_bert_dir, tiny
     assert np.asarray(ablated[1].hidden_cosine).min() < 0.9999, "the ablation hook still runs on the compiled model"
     assert np.abs(np.asarray(ablated[0].hidden_cosine) - np.asarray(ablated[1].hidden_cosine)).max() < 1e-5
     assert fast.layers[0].intermediate.forward is not tiny_bert.layers[0].intermediate.forward
+
+
+def test_head_statistics_wait_for_a_view_and_survive_compact(tiny_bert):
+    """An analysis computes no head statistics until a view reads them; computed once, a compact (float16) copy
+    keeps the full-precision values, and a copy compacted before reads values within float16's precision."""
+    a = bertlab.analyze(tiny_bert, "the cat sat on the mat.")
+    assert not a.bidirectional._stats
+    before = {k: v.copy() for k, v in a.compact().bidirectional.head_stats.items()}  # from float16 weights
+    full = a.bidirectional.head_stats
+    assert set(full) == set(bertlab.HEAD_STATS)
+    kept = a.compact().bidirectional.head_stats
+    for name in full:
+        assert np.array_equal(kept[name], full[name])
+        assert np.allclose(before[name], full[name], atol=5e-3)
