@@ -151,7 +151,8 @@ def measure_experiments(loaded: LoadedModel, ref: torch.nn.Module, repeats: int)
 def measure_host_bytes(loaded: LoadedModel, tokens: int = 512) -> dict:
     """P4's host side, counted where device tensors become numpy (the same count on a CPU and a GPU): the bytes
     one analysis of `tokens` tokens brings to the host before any view asks, and the bytes the attention page's
-    heatmap view then adds (one head's (query, key) weights; its statistics are already there)."""
+    heatmap view then adds (one head's (query, key) weights, and the head statistics the page shows beside it,
+    computed when first asked)."""
     from . import figures, transfer
 
     enc = encode(loaded, text_of(tokens))

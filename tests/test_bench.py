@@ -9,6 +9,8 @@ import math
 
 import pytest
 
+import bertlab
+
 from bertlab.sample import text_of
 from bertlab.cli import main
 
@@ -35,7 +37,8 @@ def test_bench_engine_figures_are_sane_and_the_rest_says_why_not(capsys):
     assert data["p2_speedup_vs_loop"] == pytest.approx(seconds["mask_each_loop_32"] / seconds["mask_each_32"])
     assert data["p1_512_ratio"] == pytest.approx(seconds["full_analysis_512"] / seconds["bare_sdpa_512"])
     assert data["p4_model_config"] == "bert-tiny"
-    assert data["p4_view_bytes"] == 512 * 512 * 4, "the heatmap view brings one head's float32 weights"
+    statistics = len(bertlab.HEAD_STATS) * 2 * 2 * 4  # bert-tiny: 2 layers x 2 heads, float32, computed when the page asks
+    assert data["p4_view_bytes"] == 512 * 512 * 4 + statistics, "the heatmap view brings one head's float32 weights and the statistics"
     assert 0 < data["p4_host_bytes"] < 2 * 512 * 512 * 4, "an analysis brings no attention matrix to the host"
     assert data["p8_importance_ratio"] == pytest.approx(seconds["head_importance_32"] / seconds["plain_sdpa_4x32"])  # bert-tiny: 2 x 2 heads
     assert data["p10_influence_ratio"] == pytest.approx(seconds["influence_32"] / seconds["attribute_32"])
