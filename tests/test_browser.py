@@ -268,7 +268,7 @@ def test_exports_are_valid_files(server, page, tiny, tmp_path, reference):
 
 def test_lesson_link_round_trips(server, page, shot):
     open_page(page, f"{server}/" + q(model="minilm", step="Word sense"))
-    assert visible(page, "Step 7 of 9: BERT vs GPT")
+    assert visible(page, "Step 8 of 9: Word sense")
     page.get_by_role("button", name="Next →").click()
     assert visible(page, "Step 9 of 9: Next sentence")
     page.wait_for_function("() => location.search.includes('step=Next')", timeout=30_000)
