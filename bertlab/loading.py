@@ -25,6 +25,10 @@ from .families import Adapter
 from .policy import PolicyError, policy
 
 log = logging.getLogger(__name__)
+_LOADING = threading.RLock()
+"""One load at a time in a process: transformers builds a model's modules on the meta device through a context
+that patches torch for the whole process, so a second thread's load in the meantime got meta tensors ("Cannot
+copy out of meta tensor"; seen when a restarted server's teacher and phones asked for two models at once)."""
 
 DEFAULT_MODEL = "bert-base-uncased"
 PACKAGED_MODEL = "minilm"
@@ -356,14 +360,16 @@ def load_model(
         fallback = name == DEFAULT_MODEL
     backend = compiled.setting(compile)  # bad settings fail before the weights load
     try:
-        loaded = _load(name, device, dtype)
+        with _LOADING:
+            loaded = _load(name, device, dtype)
         log.info("loaded %s on %s (%s)", loaded.info.name, loaded.info.device, loaded.info.dtype)
         return compile_model(loaded, backend) if backend else loaded
     except OfflineError as err:
         if not fallback:
             raise
         try:
-            stand_in = packaged() if packaged is not None else _load(PACKAGED_MODEL, device, dtype)
+            with _LOADING:
+                stand_in = packaged() if packaged is not None else _load(PACKAGED_MODEL, device, dtype)
         except PolicyError:
             raise err from None
         log.warning("%s cannot be reached offline; falling back to the packaged %s", name, PACKAGED_MODEL)

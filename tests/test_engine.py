@@ -508,3 +508,27 @@ def test_head_statistics_wait_for_a_view_and_survive_compact(tiny_bert):
     for name in full:
         assert np.array_equal(kept[name], full[name])
         assert np.allclose(before[name], full[name], atol=5e-3)
+
+
+def test_models_loaded_at_once_in_several_threads_are_whole():
+    """A server's sessions may load two models at the same moment: transformers builds modules on the meta device
+    through a process-wide patch, so loads run one at a time (loading._LOADING). Without it this failed with
+    "Cannot copy out of meta tensor" (not every run: a race)."""
+    import threading
+
+    errors, loaded = [], []
+
+    def load(name: str) -> None:
+        for _ in range(3):
+            try:
+                loaded.append(bertlab.load_model(name, device="cpu"))
+            except Exception as err:  # noqa: BLE001  (any failure is the finding)
+                errors.append(repr(err))
+
+    threads = [threading.Thread(target=load, args=(name,)) for name in ("minilm", "minilm", "random:bert-mini", "random:roberta-base")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:2]
+    assert len(loaded) == 12 and not any(p.is_meta for m in loaded for p in m.encoder.parameters())
