@@ -1,5 +1,5 @@
 """The families' own views in a real browser (issue 19's screenshots): Inside a head on ModernBERT (q and k before
-and after the rotation) and DeBERTa (three score terms), Layers pre-norm (ModernBERT) beside post-norm (MiniLM),
+and after the rotation) and DeBERTa (three score terms), Layers pre-norm (ModernBERT; post-norm is test_browser.py's Layers view on MiniLM),
 and ELECTRA's replaced-token view, on a laptop and a 390-px phone: every chart drawn with its title clear of its
 data, no exception, and the view's own words on screen. Screenshots go where test_browser.py's go."""
 
@@ -17,7 +17,6 @@ CASES = [  # (family's tiny checkpoint or a model name, page, words of its own v
     ("modernbert", "head", "rotation", "modernbert-head"),
     ("deberta", "head", "three terms", "deberta-head"),
     ("modernbert", "layers", "pre-norm", "modernbert-layers"),
-    ("minilm", "layers", "post-norm", "minilm-layers"),
     ("electra", "masked-lm", "replaced", "electra-replaced"),
 ]
 SCREENS = {"laptop": dict(viewport={"width": 1400, "height": 1100}),

@@ -24,9 +24,9 @@ from bertlab.classroom.polls import tap_counts
 from labtools.server import FLAGS, AppServer, wait_idle
 from test_browser import shots  # noqa: F401  (the screenshot folder fixture)
 
-PHONES = int(os.environ.get("BERTLAB_CLASS_PHONES", "8"))
+PHONES = int(os.environ.get("BERTLAB_CLASS_PHONES", "6"))
 """Phones in the room: the issue's proof is 30 (`BERTLAB_CLASS_PHONES=30 ./lab test tests/test_live_class_browser.py`, about
-4 minutes on a 2-core machine, most of it 30 Streamlit front ends starting); the suite runs the same test with 8."""
+4 minutes on a 2-core machine, most of it 30 Streamlit front ends starting); the suite runs the same test with 6."""
 PHONE = dict(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
 """A phone at scale 1: 30 of them at 2 quadruple the pixels the 2-core machine rasterizes (the screenshot takes 2)."""
 PROJECTOR = dict(viewport={"width": 1280, "height": 720})
