@@ -70,9 +70,10 @@ join_url = lab_class.join_link(room.code, st.session_state.get("model"))
 left, right = st.columns([1, 2], gap="large")
 
 
-def move(to: int) -> None:
+def act(action, *args) -> None:
+    """A teacher's button (a callback): the store checks the key; a refusal is shown on the next run."""
     try:
-        store.set_step(room.code, key, to)
+        action(room.code, key, *args)
     except ClassError as err:
         st.session_state["_class_error"] = str(err)
 
@@ -89,19 +90,12 @@ with left:
 
     head_count()
 
-def close_poll(poll_id: int) -> None:
-    try:
-        store.close_poll(room.code, key, poll_id)
-    except ClassError as err:
-        st.session_state["_class_error"] = str(err)
-
-
 with right:
     if teacher and not room.closed:  # the teacher leads from the top of the projector's screen
         with st.container(horizontal=True, vertical_alignment="center"):
-            st.button("Back", icon=":material/arrow_back:", key="class_back", disabled=room.step == 0, on_click=move, args=(room.step - 1,))
+            st.button("Back", icon=":material/arrow_back:", key="class_back", disabled=room.step == 0, on_click=act, args=(store.set_step, room.step - 1))
             st.button("Next step", icon=":material/arrow_forward:", key="class_next", type="primary",
-                      disabled=room.step >= len(lesson.STEPS) - 1, on_click=move, args=(room.step + 1,))
+                      disabled=room.step >= len(lesson.STEPS) - 1, on_click=act, args=(store.set_step, room.step + 1))
             lab_class.lesson_link(room, room.step, label="Show this step")
         if "_class_error" in st.session_state:
             st.warning(st.session_state.pop("_class_error"), icon="✋")
@@ -127,7 +121,7 @@ with right:
                     lab_class.reveal(store, now, key, poll)
                     poll = store.poll(now.code, poll.id)
                 if teacher:
-                    st.button("Close this poll", icon=":material/close:", key=f"class_close_{poll.id}", on_click=close_poll, args=(poll.id,))
+                    st.button("Close this poll", icon=":material/close:", key=f"class_close_{poll.id}", on_click=act, args=(store.close_poll, poll.id))
             if poll.status == "open":
                 if st.toggle("Show the answers before the reveal", key="class_show_live",
                              help="Off: the room commits to its answers before anyone sees the others'."):
