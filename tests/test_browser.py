@@ -207,7 +207,10 @@ def test_link_reproduces_the_view(server, page):
     url = f"{server}/attention" + q(model="minilm", text="A shared link.", layer="3", head="5", mask="causal")
     open_page(page, url)
     assert visible(page, "layer 3, head 5 (causal)")
-    assert page.locator("textarea").first.input_value() == "A shared link."
+    from playwright.sync_api import expect
+
+    # a condition, not a read: the sidebar's text box may be redrawn by the run that drew the heatmap
+    expect(page.locator("textarea").first).to_have_value("A shared link.", timeout=30_000)
 
 
 INJECTED = "img[src=x], b:has-text('bold'), tspan[style*='bold']:has-text('bold')"
